@@ -1,0 +1,33 @@
+"""A tqdm progress bar behind the runner's `Progress` protocol."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+
+class TqdmProgress:
+    def __init__(self, desc: str, *, enabled: bool = True) -> None:
+        from tqdm import tqdm
+
+        # disable=None: tqdm switches itself off when stderr is not a terminal (CI logs).
+        self._bar: Any = tqdm(total=0, desc=desc, unit="call", disable=None if enabled else True, leave=True)
+        self._cached = 0
+
+    def add_total(self, n: int) -> None:
+        self._bar.total = (self._bar.total or 0) + n
+        self._bar.refresh()
+
+    def advance(self, n: int, *, cached: bool = False) -> None:
+        if cached:
+            self._cached += n
+            self._bar.set_postfix(cached=self._cached, refresh=False)
+        self._bar.update(n)
+
+    def __enter__(self) -> TqdmProgress:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._bar.close()

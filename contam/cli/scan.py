@@ -1,0 +1,150 @@
+"""`contam scan`: run probes over a benchmark's partitions and write a report."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import click
+
+from contam.benchmarks import select_partitions
+from contam.cache import CallCache, default_cache_path
+from contam.cli.common import open_benchmark, open_model, parse_params, resolve_reference
+from contam.cli.options import benchmark_options, model_option
+from contam.cli.progress import TqdmProgress
+from contam.errors import InputError
+from contam.registry import get_probe
+from contam.report import ScanReport
+from contam.runner import Runner
+from contam.scan import scan as run_scan
+
+
+@click.command()
+@click.argument("benchmark")
+@model_option()
+@click.option(
+    "--partition",
+    "partitions",
+    multiple=True,
+    metavar="P",
+    help="partition to test (repeatable; default all)",
+)
+@click.option(
+    "--probe", "probes", multiple=True, metavar="NAME", help="probe to run (repeatable; default loss)"
+)
+@click.option(
+    "--param", "params", multiple=True, metavar="PROBE.KEY=VALUE", help="probe parameter (repeatable)"
+)
+@click.option(
+    "--reference",
+    default=None,
+    metavar="X",
+    help="reference partition or file of items the model cannot have seen",
+)
+@benchmark_options
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("report.json"), show_default=True
+)
+@click.option(
+    "--cache",
+    "cache_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="SQLite call cache (default $CONTAM_CACHE_DIR/calls.sqlite or ~/.cache/contam)",
+)
+@click.option("--no-cache", is_flag=True, help="keep the call cache in memory only")
+@click.option(
+    "--concurrency", type=click.IntRange(1, 256), default=4, show_default=True, help="model calls in flight"
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 4096),
+    default=None,
+    help="requests per model call (default: the backend's)",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--quiet", is_flag=True, help="no progress bar or summary")
+def scan(
+    benchmark: str,
+    model_spec: str,
+    api_key_env: str | None,
+    partitions: tuple[str, ...],
+    probes: tuple[str, ...],
+    params: tuple[str, ...],
+    reference: str | None,
+    fields: tuple[str, ...],
+    fmt: str | None,
+    out: Path,
+    cache_path: Path | None,
+    no_cache: bool,
+    concurrency: int,
+    batch_size: int | None,
+    seed: int,
+    quiet: bool,
+) -> None:
+    """Scan BENCHMARK (a built-in name or a file) for signs that the model has seen it."""
+    bench = open_benchmark(benchmark, fields, fmt)
+    ref_partition, ref_label = resolve_reference(bench, reference)
+    if partitions:
+        select_partitions(bench, partitions)  # fails on an unknown name, listing the known ones
+    probe_options = parse_params(params)
+    chosen = list(probes) or ["loss"]
+    unknown_params = set(probe_options) - set(chosen)
+    if unknown_params:
+        raise InputError(f"parameters given for probes not run: {sorted(unknown_params)}", field="--param")
+    probe_objs = [get_probe(name).from_options(probe_options.get(name, {})) for name in chosen]
+
+    spec, client = open_model(model_spec, api_key_env)
+    cache = CallCache(None if no_cache else (cache_path or default_cache_path()))
+    with TqdmProgress("scan", enabled=not quiet) as progress:
+        runner = Runner(client, cache, concurrency=concurrency, batch_size=batch_size, progress=progress)
+
+        async def go() -> ScanReport:
+            try:
+                return await run_scan(
+                    bench,
+                    runner,
+                    probe_objs,
+                    model_spec=str(spec),
+                    partitions=partitions or None,
+                    reference=ref_partition,
+                    reference_label=ref_label,
+                    seed=seed,
+                )
+            finally:
+                await runner.aclose()
+
+        report = asyncio.run(go())
+    cache.close()
+    report.write(out)
+    if not quiet:
+        click.echo(summary_table(report))
+    click.echo(f"report written to {out}")
+
+
+def summary_table(report: ScanReport) -> str:
+    rows = [("partition", "probe", "n", "mean [95% CI]", "p-value", "AUROC [95% CI]", "note")]
+    for r in report.probes:
+        if r.skipped:
+            rows.append((r.partition, r.probe, "-", "-", "-", "-", f"skipped: {r.skipped}"))
+            continue
+        ci = f" [{r.mean_ci.low:.3f}, {r.mean_ci.high:.3f}]" if r.mean_ci else ""
+        mean = f"{r.mean:.3f}{ci}" if r.mean is not None else "-"
+        st = r.statistic
+        p = f"{st.p_value:.2e}" if st and st.p_value is not None else "-"
+        auc = "-"
+        if st and st.effect is not None:
+            auc = f"{st.effect:.3f}" + (
+                f" [{st.effect_ci.low:.3f}, {st.effect_ci.high:.3f}]" if st.effect_ci else ""
+            )
+        note = f"vs {st.reference}" if st and st.reference else ("; ".join(r.notes) if r.notes else "")
+        rows.append((r.partition, r.probe, str(len(r.items)), mean, p, auc, note))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True)) + "  " + row[-1]
+        for row in rows
+    ]
+    lines.insert(1, "-" * len(lines[0]))
+    probes = ", ".join(sorted({r.probe for r in report.probes}))
+    lines.insert(0, f"model {report.model.spec}  benchmark {report.benchmark.name}  probes {probes}")
+    return "\n".join(lines)

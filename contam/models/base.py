@@ -1,0 +1,145 @@
+"""The model contract: what a backend declares it can do, the requests it takes, what it returns.
+
+Requests and results are pydantic so the runner can key and store them in the call cache
+exactly; a backend translates them to and from its wire format and does nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DistributionSupport = Literal["exact", "approx_top_k", "none"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Capabilities(_Frozen):
+    """What a backend can really do. Probes needing more are skipped with the reason stated."""
+
+    prompt_logprobs: bool = Field(description="log-probs of given text tokens (scoring)")
+    token_logprobs: bool = Field(description="log-probs of generated tokens")
+    distribution: DistributionSupport = Field(
+        description="per-position mean/std of log p over the next-token distribution: exact (full "
+        "vocabulary), approx_top_k (renormalised over the top-k returned), or none"
+    )
+    chat_only: bool = Field(default=False, description="only a chat endpoint; no raw completion")
+    n_samples: bool = Field(default=True, description="n samples per request in one call")
+    max_top_k: int = Field(default=0, description="most alternatives per position it returns")
+
+    def missing(self, needs: Sequence[str]) -> list[str]:
+        """Names in `needs` this backend lacks; `distribution` counts only when exact."""
+        lacking = []
+        for need in needs:
+            if need == "distribution":
+                if self.distribution != "exact":
+                    lacking.append(need)
+            elif not getattr(self, need):
+                lacking.append(need)
+        return lacking
+
+
+class ModelIdentity(_Frozen):
+    """Who answered: keys the call cache (a changed model invalidates it) and goes in reports."""
+
+    backend: str
+    name: str
+    fingerprint: str = Field(description="content hash of the weights/config, or the served name+url")
+    tokenizer: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.backend}:{self.name}:{self.fingerprint}"
+
+
+class ScoreRequest(_Frozen):
+    """Score `text` exactly as given (never chat-templated)."""
+
+    text: str
+    add_bos: bool = Field(default=True, description="prepend the tokenizer's BOS, if it has one")
+    top_k: int = Field(default=0, ge=0, description="alternatives to return per position")
+    distribution: bool = Field(default=False, description="also return per-position mean/std of log p")
+
+
+class TokenAlternative(_Frozen):
+    token: str
+    logprob: float
+
+
+class ScoreResult(_Frozen):
+    """Per-token log-probs of the scored text.
+
+    `tokens[i]` has log-prob `logprobs[i]` given everything before it. Without a BOS the first
+    text token has no conditional log-prob and is left out, which `bos` records.
+    """
+
+    tokens: tuple[str, ...]
+    logprobs: tuple[float, ...]
+    bos: bool
+    dist_mean: tuple[float, ...] | None = None
+    dist_std: tuple[float, ...] | None = None
+    distribution: DistributionSupport = "none"
+    top: tuple[tuple[TokenAlternative, ...], ...] | None = None
+
+    @property
+    def total(self) -> float:
+        return float(sum(self.logprobs))
+
+    @property
+    def mean(self) -> float:
+        return self.total / len(self.logprobs) if self.logprobs else float("nan")
+
+
+class ChatMessage(_Frozen):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class GenerateRequest(_Frozen):
+    """A completion (`prompt`) or, for chat-only models, a conversation (`messages`)."""
+
+    prompt: str | None = None
+    messages: tuple[ChatMessage, ...] | None = None
+    max_tokens: int = Field(default=64, ge=1)
+    temperature: float = Field(default=0.0, ge=0.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    n: int = Field(default=1, ge=1)
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    logprobs: int = Field(default=0, ge=0, description="top-k log-probs per generated token")
+
+
+class Completion(_Frozen):
+    text: str
+    finish_reason: str | None = None
+    logprobs: tuple[float, ...] | None = None
+
+
+class GenerateResult(_Frozen):
+    completions: tuple[Completion, ...]
+
+
+@runtime_checkable
+class ModelClient(Protocol):
+    """A model behind any backend. One batch in, one result per request out, same order."""
+
+    @property
+    def identity(self) -> ModelIdentity: ...
+
+    @property
+    def capabilities(self) -> Capabilities: ...
+
+    @property
+    def max_batch(self) -> int:
+        """How many requests the backend prefers per call (the runner batches to this)."""
+        ...
+
+    async def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResult]: ...
+
+    async def score(self, requests: Sequence[ScoreRequest]) -> list[ScoreResult]: ...
+
+    async def aclose(self) -> None: ...

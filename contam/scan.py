@@ -1,0 +1,67 @@
+"""Scan orchestration: every (probe, partition) pair through one runner, into one `ScanReport`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+
+from contam.models.base import ModelClient
+from contam.probe import Probe, ProbeContext
+from contam.report import BenchmarkInfo, ModelInfo, RunInfo, ScanReport, now
+from contam.runner import Runner
+from contam.types import Benchmark, Partition
+
+
+def contam_version() -> str:
+    try:
+        return version("contam")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def suspect_partitions(
+    bench: Benchmark, chosen: Sequence[str] | None, reference: Partition | None
+) -> list[Partition]:
+    """The partitions to test: those chosen, else all but the reference."""
+    if chosen:
+        return [bench.partition(name) for name in chosen]
+    ref_name = reference.name if reference is not None else None
+    return [p for name, p in bench.partitions.items() if name != ref_name]
+
+
+async def scan(
+    bench: Benchmark,
+    runner: Runner,
+    probes: Sequence[Probe],
+    *,
+    model_spec: str,
+    partitions: Sequence[str] | None = None,
+    reference: Partition | None = None,
+    reference_label: str | None = None,
+    seed: int = 0,
+) -> ScanReport:
+    started = time.perf_counter()
+    created = now()
+    ctx = ProbeContext(benchmark=bench.name, reference=reference, seed=seed)
+    model: ModelClient = runner
+    targets = suspect_partitions(bench, partitions, reference)
+    # The runner bounds concurrency and shares identical calls, so all pairs can go at once.
+    results = await asyncio.gather(*(probe.run(part, model, ctx) for part in targets for probe in probes))
+    stats = runner.stats
+    return ScanReport(
+        benchmark=BenchmarkInfo.of(bench),
+        model=ModelInfo(spec=model_spec, identity=runner.identity, capabilities=runner.capabilities),
+        reference=reference_label,
+        seed=seed,
+        probes=tuple(results),
+        run=RunInfo(
+            created_at=created,
+            duration_s=time.perf_counter() - started,
+            contam_version=contam_version(),
+            requests=stats.requested,
+            cache_hits=stats.cache_hits,
+            model_calls=stats.calls,
+        ),
+    )
