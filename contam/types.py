@@ -43,10 +43,10 @@ class Item:
             and self.answer_index is not None
             and not 0 <= self.answer_index < len(self.choices)
         ):
-                raise ValueError(
-                    f"item {self.id!r}: answer_index {self.answer_index} out of range "
-                    f"for {len(self.choices)} choices"
-                )
+            raise ValueError(
+                f"item {self.id!r}: answer_index {self.answer_index} out of range "
+                f"for {len(self.choices)} choices"
+            )
         if not isinstance(self.meta, MappingProxyType):
             object.__setattr__(self, "meta", MappingProxyType(dict(self.meta)))
 

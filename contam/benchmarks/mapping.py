@@ -64,15 +64,16 @@ class FieldMap(BaseModel):
         taken = {v for k, v in self.model_dump().items() if isinstance(v, str) and k != "join"}
         taken |= set(self.choices or ())
         filled: dict[str, Any] = {}
+        multiple_choice = fmt == "mc" or bool(self.choices) or any(c in columns for c in _GUESSES["choices"])
         for name, guesses in _GUESSES.items():
             if getattr(self, name) is not None:
                 continue
             for guess in guesses:
                 if guess in columns and guess not in taken:
                     # `answer` is a reference in QA files but an index in multiple-choice files.
-                    if guess == "answer" and name == "reference" and (fmt == "mc" or self.choices):
+                    if guess == "answer" and name == "reference" and multiple_choice:
                         continue
-                    if guess == "answer" and name == "answer" and fmt not in (None, "mc"):
+                    if guess == "answer" and name == "answer" and not multiple_choice:
                         continue
                     filled[name] = (guess,) if name == "choices" else guess
                     taken.add(guess)

@@ -7,7 +7,6 @@ Exit codes: 0 success, 2 usage or input error, 1 any other failure.
 from __future__ import annotations
 
 import importlib
-import sys
 from typing import Any
 
 import click
@@ -34,6 +33,17 @@ class LazyGroup(click.Group):
         command: click.Command = getattr(importlib.import_module(module), attr)
         return command
 
+    def invoke(self, ctx: click.Context) -> Any:
+        # Our errors become one clear line and an exit code, not a traceback.
+        try:
+            return super().invoke(ctx)
+        except InputError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+        except ContamError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
+
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="contam")
@@ -41,18 +51,9 @@ def cli() -> None:
     """contam: did the model see the benchmark? Probes, corpus overlap and per-partition verdicts."""
 
 
-def main(argv: list[str] | None = None) -> Any:
-    try:
-        return cli.main(args=argv, prog_name="contam", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(1)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)  # 2 for usage errors
-    except InputError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    except ContamError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+def main() -> None:
+    cli.main(prog_name="contam")
+
+
+if __name__ == "__main__":
+    main()
