@@ -1,0 +1,20 @@
+# The two commands a fresh machine needs (see README): `make demo` and `make test`.
+.PHONY: setup demo test lint unit
+
+setup:
+	bash scripts/setup.sh
+
+# The main job: a real scan on the embedded default model, no server to start by hand.
+demo: setup
+	bash scripts/demo.sh
+
+lint: setup
+	.venv/bin/ruff check contam probes corpora_index servers tests bench
+	.venv/bin/mypy
+
+# Everything CI runs: lint, types, unit and integration tests (real vLLM server, uvicorn, Redis, Ray).
+test: lint
+	.venv/bin/python -m pytest -q
+
+unit: setup
+	.venv/bin/python -m pytest -q tests/unit
