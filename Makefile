@@ -9,7 +9,7 @@ demo: setup
 	bash scripts/demo.sh
 
 lint: setup
-	.venv/bin/ruff check contam probes corpora_index servers tests bench
+	.venv/bin/ruff check .
 	.venv/bin/mypy
 
 # Everything CI runs: lint, types, unit and integration tests (real vLLM server, uvicorn, Redis, Ray).

@@ -1,0 +1,1 @@
+"""Servers: the REST service and the vLLM launch helper."""
