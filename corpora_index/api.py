@@ -74,11 +74,12 @@ def check_index(
     frequency_cap: int | None = None,
     max_documents: int = 100,
     benchmark: str | None = None,
+    on_shard: Callable[[Path], None] | None = None,
 ) -> OverlapReport:
     """Query a persistent corpus index with a benchmark (exact tier; `minhash` is null)."""
     corpus = CorpusIndex(index_path)
     index = BenchmarkIndex.build(items, corpus.settings, minhash=False)
-    result = corpus.query(index)
+    result = corpus.query(index, on_shard=on_shard)
     return finalize(
         index,
         result,

@@ -250,12 +250,14 @@ class CorpusIndex:
         self.settings = IndexSettings.model_validate(manifest["settings"])
         self.shards = [self.root / f"shard-{i:05d}" for i in range(len(manifest["shards"]))]
 
-    def query(self, index: BenchmarkIndex) -> ShardResult:
+    def query(self, index: BenchmarkIndex, on_shard: Callable[[Path], None] | None = None) -> ShardResult:
         """Raw hits of the benchmark's n-grams in the corpus, in the same form as a streaming scan."""
         check_compatible(self.settings, index.settings, what=f"corpus index {self.root}", exact_only=True)
         bench_keys = index.exact.keys
         parts: list[ShardResult] = []
         for shard in self.shards:
+            if on_shard is not None:
+                on_shard(shard)
             meta = json.loads((shard / "shard.json").read_text(encoding="utf-8"))
             keys = np.load(shard / "keys.npy", mmap_mode="r")
             found = np.searchsorted(keys, bench_keys)
@@ -265,7 +267,7 @@ class CorpusIndex:
             problems = tuple(CorpusProblem.model_validate(p) for p in meta["problems"])
             stats = {
                 "documents": meta["documents"],
-                "bytes": meta["bytes"],
+                "nbytes": meta["bytes"],
                 "sources": tuple(meta["sources"]),
             }
             if not hit.any():
