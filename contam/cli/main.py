@@ -18,6 +18,8 @@ COMMANDS: dict[str, str] = {
     "scan": "contam.cli.scan:scan",
     "models": "contam.cli.models:models",
     "benchmarks": "contam.cli.benchmarks:benchmarks",
+    "overlap": "contam.cli.overlap:overlap",
+    "index": "contam.cli.overlap:index",
 }
 
 
