@@ -232,7 +232,7 @@ def index() -> None:
 @_settings_options
 @_reader_options
 @click.option(
-    "--shard-mb", type=click.FloatRange(0.01), default=64.0, show_default=True, help="corpus MB per shard"
+    "--shard-mb", type=click.FloatRange(0.0001), default=64.0, show_default=True, help="corpus MB per shard"
 )
 @click.option("--quiet", is_flag=True)
 def build(
