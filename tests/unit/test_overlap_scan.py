@@ -36,10 +36,11 @@ from corpora_index import (
 from corpora_index.normalize import Normalizer
 from corpora_index.readers import read_source
 
-WORDS = (
+_ALPHABET = (
     "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa "
     "quebec romeo sierra tango uniform victor whiskey xray yankee zulu"
-).split()
+)
+WORDS = _ALPHABET.split(" ")
 ITEM = " ".join(WORDS)  # 26 words
 OTHER = (
     "the quick brown fox jumps over the lazy dog while seven wizards quietly hex the judge again and again"
@@ -87,7 +88,7 @@ def test_frequency_cap_ignores_ngrams_in_many_documents() -> None:
 
 
 def test_minhash_tier_finds_an_edited_copy_the_exact_tier_misses() -> None:
-    rows = [json.loads(line) for line in open(_gsm8k(), encoding="utf-8")][:5]
+    rows = [json.loads(line) for line in _gsm8k().read_text(encoding="utf-8").splitlines()[:5]]
     bench = [
         Item(id=f"g{i}", partition="test", text=r["question"] + "\n" + r["answer"])
         for i, r in enumerate(rows)
