@@ -255,7 +255,8 @@ def main() -> None:
     mb = planted.corpus_bytes / 1e6
     print(
         f"corpus: {mb:.1f} MB, {len(list(planted.corpus.iterdir()))} stdlib files; "
-        f"benchmark: {len(planted.items)} items (GSM8K test + HumanEval), {len(planted.planted)} planted ({args.per_form} per form), "
+        f"benchmark: {len(planted.items)} items (GSM8K test + HumanEval), "
+        f"{len(planted.planted)} planted ({args.per_form} per form), "
         f"{len(planted.clean)} clean"
     )
     results = {name: run_phase(name, workdir, args) for name in PHASES}
@@ -305,9 +306,7 @@ def main() -> None:
             r, p = res["scores"][form]
             cells.append(f"{r:.2f} / {p:.2f}" if applies else "n/a (exact only)")
         print(f"{form:20}" + "".join(f"{c:>22}" for c in cells))
-    print(
-        "\ncontam: exact forms count the exact tier; question_only, prefix50, one_in_20_changed the MinHash tier"
-    )
+    print("\ncontam: exact forms count the exact tier; the other three count the MinHash tier")
     print("(plain Python: its 13-gram hits for every form; datasketch: its LSH hits, on its sample only)")
 
 
