@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "benchmarks": "contam.cli.benchmarks:benchmarks",
     "overlap": "contam.cli.overlap:overlap",
     "index": "contam.cli.overlap:index",
+    "serve-model": "contam.cli.serve:serve_model",
     "testbed": "contam.cli.testbed:testbed",
 }
 

@@ -1,0 +1,310 @@
+"""`hf`: a local transformers model, the embedded default (CPU, or GPU placed by accelerate).
+
+Scoring sorts a batch by length and pads each chunk only to its longest text (dynamic padding),
+then reads every position's full next-token distribution, so the Min-K%++ statistics are exact.
+Generation: greedy requests share left-padded batches; sampled ones run per request under their
+own seed, so a seeded request gives the same samples whatever it is batched with.
+
+Spec options: `hf:PATH?device=cpu|cuda|auto&batch=16&dtype=float32|bfloat16|float16&threads=N`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from contam.errors import BackendUnavailable, ModelSpecError
+from contam.models.base import (
+    Capabilities,
+    Completion,
+    GenerateRequest,
+    GenerateResult,
+    ModelIdentity,
+    ScoreRequest,
+    ScoreResult,
+    TokenAlternative,
+)
+from contam.models.identity import folder_identity
+from contam.models.spec import ModelSpec
+
+_OPTIONS = {"device", "batch", "dtype", "threads"}
+
+
+def _import_torch() -> tuple[Any, Any]:
+    try:
+        import torch
+        import transformers
+    except ImportError as exc:
+        raise BackendUnavailable(
+            f"the hf backend needs torch and transformers ({exc}); "
+            "install them with: pip install 'contam[hf]'"
+        ) from exc
+    return torch, transformers
+
+
+class HFModel:
+    """A `ModelClient` over a transformers causal LM in this process."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        device: str = "auto",
+        batch: int = 16,
+        dtype: str = "float32",
+        threads: int | None = None,
+    ) -> None:
+        torch, transformers = _import_torch()
+        self._torch = torch
+        root = Path(path)
+        self._identity = folder_identity("hf", root)  # also checks it is a model folder
+        if threads:
+            torch.set_num_threads(threads)
+        if dtype not in ("float32", "bfloat16", "float16"):
+            raise ModelSpecError(f"dtype {dtype!r}: expected float32, bfloat16 or float16", field="dtype")
+        torch_dtype = getattr(torch, dtype)
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(root))
+        if device == "cuda":
+            # accelerate places (and if needed shards) the weights over the visible GPUs.
+            self.model = transformers.AutoModelForCausalLM.from_pretrained(
+                str(root), dtype=torch_dtype, device_map="auto"
+            )
+        else:
+            self.model = transformers.AutoModelForCausalLM.from_pretrained(str(root), dtype=torch_dtype)
+            self.model.to(device)
+        self.model.eval()
+        self.device = next(self.model.parameters()).device
+        self.batch = batch
+        tok = self.tokenizer
+        self.bos_id: int | None = tok.bos_token_id
+        self.eos_id: int | None = self.model.generation_config.eos_token_id or tok.eos_token_id
+        self.pad_id: int = tok.pad_token_id if tok.pad_token_id is not None else (self.eos_id or 0)
+        # One forward at a time: torch already uses every core, and the model is not re-entrant.
+        self._lock = threading.Lock()
+        self._caps = Capabilities(
+            prompt_logprobs=True,
+            token_logprobs=True,
+            distribution="exact",
+            n_samples=True,
+            max_top_k=int(self.model.config.vocab_size),
+        )
+
+    @property
+    def identity(self) -> ModelIdentity:
+        return self._identity
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self._caps
+
+    @property
+    def max_batch(self) -> int:
+        return self.batch
+
+    async def aclose(self) -> None:
+        return None
+
+    def token_ids(self, text: str, add_bos: bool) -> list[int]:
+        ids: list[int] = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if add_bos and self.bos_id is not None:
+            return [self.bos_id, *ids]
+        return ids
+
+    # -- scoring -------------------------------------------------------------------------------
+
+    async def score(self, requests: Sequence[ScoreRequest]) -> list[ScoreResult]:
+        return await asyncio.to_thread(self._score_sync, list(requests))
+
+    def _score_sync(self, requests: list[ScoreRequest]) -> list[ScoreResult]:
+        encoded = [self.token_ids(r.text, r.add_bos) for r in requests]
+        order = sorted(range(len(requests)), key=lambda i: len(encoded[i]))
+        results: list[ScoreResult | None] = [None] * len(requests)
+        for start in range(0, len(order), self.batch):
+            chunk = order[start : start + self.batch]
+            for i, result in zip(
+                chunk,
+                self._score_chunk([requests[i] for i in chunk], [encoded[i] for i in chunk]),
+                strict=True,
+            ):
+                results[i] = result
+        return [r for r in results if r is not None]
+
+    def _score_chunk(self, requests: list[ScoreRequest], encoded: list[list[int]]) -> list[ScoreResult]:
+        torch = self._torch
+        width = max(len(ids) for ids in encoded)
+        ids = torch.full((len(encoded), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(encoded), width), dtype=torch.long)
+        for row, seq in enumerate(encoded):
+            ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+            mask[row, : len(seq)] = 1
+        want_dist = any(r.distribution for r in requests)
+        max_k = max(r.top_k for r in requests)
+        with self._lock, torch.inference_mode():
+            logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+            # Position t predicts token t+1; right padding leaves real positions untouched.
+            logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+            target = ids[:, 1:].to(self.device)
+            token_lp = logp.gather(-1, target.unsqueeze(-1)).squeeze(-1).cpu()
+            if want_dist:
+                p = logp.exp()
+                mean = (p * logp).sum(-1)
+                var = (p * logp * logp).sum(-1) - mean * mean
+                mean_c, std_c = mean.cpu(), var.clamp_min(0).sqrt().cpu()
+            if max_k:
+                top_lp, top_ids = logp.topk(min(max_k, logp.shape[-1]), dim=-1)
+                top_lp, top_ids = top_lp.cpu(), top_ids.cpu()
+        out = []
+        for row, (req, seq) in enumerate(zip(requests, encoded, strict=True)):
+            n = len(seq) - 1  # positions with a conditional log-prob
+            bos = req.add_bos and self.bos_id is not None
+            tokens = tuple(self.tokenizer.decode([t]) for t in seq[1:])
+            top = None
+            if req.top_k:
+                k = req.top_k
+                top = tuple(
+                    tuple(
+                        TokenAlternative(token=self.tokenizer.decode([int(t)]), logprob=float(lp))
+                        for t, lp in zip(
+                            top_ids[row, pos, :k].tolist(), top_lp[row, pos, :k].tolist(), strict=True
+                        )
+                    )
+                    for pos in range(n)
+                )
+            out.append(
+                ScoreResult(
+                    tokens=tokens,
+                    logprobs=tuple(token_lp[row, :n].tolist()),
+                    bos=bos,
+                    dist_mean=tuple(mean_c[row, :n].tolist()) if req.distribution else None,
+                    dist_std=tuple(std_c[row, :n].tolist()) if req.distribution else None,
+                    distribution="exact" if req.distribution else "none",
+                    top=top,
+                )
+            )
+        return out
+
+    # -- generation ----------------------------------------------------------------------------
+
+    async def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResult]:
+        return await asyncio.to_thread(self._generate_sync, list(requests))
+
+    def _generate_sync(self, requests: list[GenerateRequest]) -> list[GenerateResult]:
+        for r in requests:
+            if r.prompt is None:
+                raise ModelSpecError(
+                    "the hf backend completes prompts; chat messages need a chat "
+                    "template the local model may not have",
+                    field="messages",
+                )
+        results: dict[int, GenerateResult] = {}
+        greedy = [i for i, r in enumerate(requests) if r.temperature == 0.0]
+        # Greedy requests batch together when they share a length budget, n and log-prob ask.
+        groups: dict[tuple[int, int, int], list[int]] = {}
+        for i in greedy:
+            r = requests[i]
+            groups.setdefault((r.max_tokens, r.logprobs, r.n), []).append(i)
+        for members in groups.values():
+            for start in range(0, len(members), self.batch):
+                chunk = members[start : start + self.batch]
+                for i, res in zip(chunk, self._generate_batch([requests[i] for i in chunk]), strict=True):
+                    results[i] = res
+        for i, r in enumerate(requests):
+            if r.temperature > 0.0:
+                results[i] = self._generate_batch([r])[0]
+        return [results[i] for i in range(len(requests))]
+
+    def _generate_batch(self, requests: list[GenerateRequest]) -> list[GenerateResult]:
+        torch = self._torch
+        first = requests[0]
+        encoded = [self.token_ids(r.prompt or "", True) for r in requests]
+        width = max(len(e) for e in encoded)
+        # Left padding, so every prompt ends where generation starts.
+        ids = torch.full((len(encoded), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(encoded), width), dtype=torch.long)
+        for row, seq in enumerate(encoded):
+            ids[row, width - len(seq) :] = torch.tensor(seq, dtype=torch.long)
+            mask[row, width - len(seq) :] = 1
+        sample = first.temperature > 0.0
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": first.max_tokens,
+            "do_sample": sample,
+            "num_return_sequences": first.n,
+            "pad_token_id": self.pad_id,
+            "eos_token_id": self.eos_id,
+            "return_dict_in_generate": True,
+            "output_logits": bool(first.logprobs),
+        }
+        if sample:
+            kwargs.update(temperature=first.temperature, top_p=first.top_p, top_k=0)
+        else:
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        with self._lock, torch.inference_mode():
+            generator_state = None
+            if sample and first.seed is not None:
+                generator_state = torch.random.get_rng_state()
+                torch.manual_seed(first.seed)
+            try:
+                out = self.model.generate(
+                    input_ids=ids.to(self.device), attention_mask=mask.to(self.device), **kwargs
+                )
+            finally:
+                if generator_state is not None:
+                    torch.random.set_rng_state(generator_state)
+        new = out.sequences[:, width:].cpu()
+        step_lp = None
+        if first.logprobs:
+            # Raw-model log-probs of the chosen tokens (before temperature), as vLLM reports them.
+            stacked = torch.stack([s.float() for s in out.logits], dim=1).log_softmax(-1).cpu()
+            step_lp = stacked.gather(-1, new.unsqueeze(-1)).squeeze(-1)
+        results = []
+        for row_req, req in enumerate(requests):
+            completions = []
+            for j in range(req.n):
+                row = row_req * req.n + j
+                toks = new[row].tolist()
+                length = len(toks)
+                finish = "length"
+                if self.eos_id is not None and self.eos_id in toks:
+                    length = toks.index(self.eos_id)
+                    finish = "stop"
+                text = self.tokenizer.decode(toks[:length], skip_special_tokens=True)
+                text, stopped = _apply_stop(text, req.stop)
+                lps = None
+                if step_lp is not None:
+                    lps = tuple(step_lp[row, : length + (finish == "stop")].tolist())
+                completions.append(
+                    Completion(text=text, finish_reason="stop" if stopped else finish, logprobs=lps)
+                )
+            results.append(GenerateResult(completions=tuple(completions)))
+        return results
+
+
+def _apply_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
+    cuts = [text.find(s) for s in stops if s and s in text]
+    return (text[: min(cuts)], True) if cuts else (text, False)
+
+
+def create(spec: ModelSpec) -> HFModel:
+    unknown = set(spec.options) - _OPTIONS
+    if unknown:
+        raise ModelSpecError(
+            f"unknown hf option(s) {sorted(unknown)}; known: {sorted(_OPTIONS)}", field="--model"
+        )
+    opts = spec.options
+    try:
+        batch = int(opts.get("batch", "16"))
+        threads = int(opts["threads"]) if "threads" in opts else None
+    except ValueError as exc:
+        raise ModelSpecError(f"bad hf option: {exc}", field="--model") from exc
+    return HFModel(
+        spec.target,
+        device=opts.get("device", "auto"),
+        batch=batch,
+        dtype=opts.get("dtype", "float32"),
+        threads=threads,
+    )

@@ -1,0 +1,294 @@
+"""The openai backend against a local stub HTTP server: retries, Retry-After, secrets, capabilities.
+
+The stub speaks just enough of the OpenAI wire format and follows a script of faults per attempt,
+so the tests can count exactly how many requests reached the server.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import math
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from contam.errors import ModelCallError
+from contam.models.base import GenerateRequest, ScoreRequest
+from contam.models.distribution import stats_from_logprobs
+from contam.models.openai_http import OpenAIModel, create, parse_retry_after
+from contam.models.spec import ModelSpec
+from contam.runner import RetryPolicy, Runner
+
+SECRET = "sk-test-do-not-leak-4f9a1c"
+TEXT_TOKENS = ["The", " cat", " sat"]
+# Top alternatives for each text token's position (the BOS has none).
+TOPS = [{"The": -2.0, "A": -0.4}, {" cat": -1.0, " dog": -1.5, " cow": -3.0}, {" sat": -0.5, " ran": -1.2}]
+
+
+@dataclass
+class Attempt:
+    path: str
+    payload: dict[str, Any]
+    headers: dict[str, str]
+    at: float
+
+
+@dataclass
+class Stub:
+    """Faults to serve, in order, to non-detection requests: 'ok', '429', '500', '503', 'drop',
+    'hang', '400', '404'. When the script runs out, every further request gets `then`."""
+
+    script: list[str] = field(default_factory=list)
+    then: str = "ok"
+    completions_404: bool = False
+    attempts: list[Attempt] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def next_fault(self) -> str:
+        with self.lock:
+            return self.script.pop(0) if self.script else self.then
+
+
+def _echo_body(payload: dict[str, Any]) -> dict[str, Any]:
+    words = re.findall(r"\s*\S+", payload["prompt"])
+    tokens = ["<s>", *words, " on"]  # BOS, the prompt, one generated token
+    known = words == TEXT_TOKENS
+    return {
+        "choices": [{
+            "index": 0, "text": "".join(tokens), "finish_reason": "length",
+            "logprobs": {
+                "tokens": tokens,
+                "token_logprobs": [None, *([-2.0, -1.0, -0.5] if known else [-3.0] * len(words)), -0.7],
+                "top_logprobs": [None, *(TOPS if known else [{"x": -1.0}] * len(words)), {" on": -0.7}],
+            },
+        }],
+        "usage": {"prompt_tokens": len(words) + 1, "completion_tokens": 1},
+    }  # fmt: skip
+
+
+def _handler(stub: Stub) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:
+            return None
+
+        def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            self._send(200, {"data": [{"id": "stub", "owned_by": "vllm", "root": "/nonexistent/stub"}]})
+
+        def do_POST(self) -> None:
+            payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            if self.path.endswith("/v1/completions") and stub.completions_404:
+                self._send(404, {"error": {"message": "no completions here"}})
+                return
+            if payload.get("prompt") == "Hello world" or (
+                payload.get("messages") and payload["messages"][0]["content"] == "Hello world"
+            ):
+                self._answer(payload)  # capability detection: not part of the script
+                return
+            stub.attempts.append(Attempt(self.path, payload, dict(self.headers), time.monotonic()))
+            fault = stub.next_fault()
+            if fault == "429":
+                self._send(429, {"error": {"message": "slow down"}}, {"Retry-After": "1"})
+            elif fault in ("500", "503"):
+                self._send(int(fault), {"error": {"message": "internal"}})
+            elif fault == "400":
+                self._send(400, {"error": {"message": f"bad key {SECRET} and bad request"}})
+            elif fault == "drop":
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+            elif fault == "hang":
+                time.sleep(1.5)
+                self.close_connection = True
+            else:
+                self._answer(payload)
+
+        def _answer(self, payload: dict[str, Any]) -> None:
+            if "messages" in payload:
+                n = payload.get("n", 1)
+                choices = [
+                    {"index": i, "message": {"role": "assistant", "content": f"reply {i}"},
+                     "finish_reason": "stop", "logprobs": {"content": [{"token": "r", "logprob": -0.25}]}}
+                    for i in range(n)
+                ]  # fmt: skip
+                self._send(200, {"choices": choices})
+            elif payload.get("echo"):
+                self._send(200, _echo_body(payload))
+            else:
+                n = payload.get("n", 1)
+                choices = [
+                    {"index": i, "text": f" sample {i}", "finish_reason": "length",
+                     "logprobs": {"tokens": [" sample"], "token_logprobs": [-0.5]}}
+                    for i in reversed(range(n))
+                ]  # fmt: skip
+                self._send(200, {"choices": choices})
+
+    return Handler
+
+
+@pytest.fixture()
+def stub() -> Iterator[tuple[Stub, str]]:
+    state = Stub()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state, f"http://127.0.0.1:{server.server_address[1]}/v1"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _client(url: str, **kw: Any) -> OpenAIModel:
+    kw.setdefault("retry", RetryPolicy(attempts=5, base=0.01, cap=0.05))
+    return OpenAIModel("stub", url, api_key_env="CONTAM_TEST_KEY", **kw)
+
+
+async def test_recovers_from_429_500_drop_once_per_attempt(stub: tuple[Stub, str]) -> None:
+    state, url = stub
+    state.script = ["429", "500", "drop", "ok"]
+    runner = Runner(_client(url))
+    [result] = await runner.score([ScoreRequest(text="The cat sat")])
+    assert result.tokens == tuple(TEXT_TOKENS) and result.logprobs == (-2.0, -1.0, -0.5)
+    assert result.bos is True
+    assert len(state.attempts) == 4, "each attempt reaches the server exactly once"
+    assert runner.stats.calls == 1
+    # The backoff base is 10 ms: only the server's Retry-After explains a wait of a second.
+    assert state.attempts[1].at - state.attempts[0].at >= 1.0
+    await runner.aclose()
+
+
+async def test_timeout_is_retried(stub: tuple[Stub, str]) -> None:
+    state, url = stub
+    state.script = ["hang", "ok"]
+    client = _client(url, timeout=0.5)
+    [result] = await client.score([ScoreRequest(text="The cat sat")])
+    assert len(result.logprobs) == 3 and len(state.attempts) == 2
+    await client.aclose()
+
+
+async def test_exhausted_retries_fail_after_exactly_the_allowed_attempts(stub: tuple[Stub, str]) -> None:
+    state, url = stub
+    state.then = "503"
+    runner = Runner(_client(url, retry=RetryPolicy(attempts=3, base=0.01, cap=0.02)))
+    with pytest.raises(ModelCallError, match="3 attempts"):
+        await runner.score([ScoreRequest(text="The cat sat")])
+    assert len(state.attempts) == 3, "the runner must not retry what the backend already gave up on"
+    await runner.aclose()
+
+
+async def test_client_errors_fail_at_once_and_never_show_the_key(
+    stub: tuple[Stub, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CONTAM_TEST_KEY", SECRET)
+    state, url = stub
+    state.script = ["400"]
+    client = _client(url)
+    with pytest.raises(ModelCallError) as info:
+        await client.score([ScoreRequest(text="The cat sat")])
+    assert len(state.attempts) == 1
+    assert SECRET not in str(info.value) and "***" in str(info.value)
+    await client.aclose()
+
+
+async def test_api_key_goes_only_into_the_authorization_header(
+    stub: tuple[Stub, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from contam.report import ScanReport  # noqa: F401  (the report is checked below via the scan)
+    from contam.scan import scan
+    from contam.types import Benchmark, Item, Partition
+    from probes.loss import LossProbe
+
+    monkeypatch.setenv("CONTAM_TEST_KEY", SECRET)
+    state, url = stub
+    spec = ModelSpec.parse(f"openai:stub@{url}?retries=2", api_key_env="CONTAM_TEST_KEY")
+    client = create(spec)
+    items = tuple(Item(id=f"i{i}", partition="test", text=f"The cat sat {i}") for i in range(3))
+    bench = Benchmark(
+        name="b", format="text", partitions={"test": Partition("test", items)}, source="x", sha256="0"
+    )
+    runner = Runner(client)
+    report = await scan(bench, runner, [LossProbe.from_options({})], model_spec=str(spec))
+    assert state.attempts and all(a.headers["Authorization"] == f"Bearer {SECRET}" for a in state.attempts)
+    for text in (
+        report.model_dump_json(),
+        repr(client),
+        client.identity.model_dump_json(),
+        str(spec),
+        repr(spec),
+    ):
+        assert SECRET not in text
+    await runner.aclose()
+
+
+async def test_capabilities_and_approximate_distribution_are_declared(stub: tuple[Stub, str]) -> None:
+    _, url = stub
+    client = _client(url)
+    caps = client.capabilities
+    assert caps.prompt_logprobs and caps.distribution == "approx_top_k" and caps.max_top_k == 20
+    [r] = await client.score([ScoreRequest(text="The cat sat", distribution=True, top_k=2)])
+    assert r.distribution == "approx_top_k"
+    expected = [stats_from_logprobs(top.values(), renormalise=True) for top in TOPS]
+    assert r.dist_mean == pytest.approx([m for m, _ in expected])
+    assert r.dist_std == pytest.approx([s for _, s in expected])
+    # Renormalised over the top-k: the weights sum to one, unlike the raw partial sum.
+    assert r.dist_mean is not None and r.dist_mean[1] == pytest.approx(
+        sum(p * lp for p, lp in zip(_renorm([-1.0, -1.5, -3.0]), [-1.0, -1.5, -3.0], strict=True))
+    )
+    assert r.top is not None and [a.token for a in r.top[1]] == [" cat", " dog"]
+    await client.aclose()
+
+
+async def test_generation_orders_samples_and_passes_n_and_seed(stub: tuple[Stub, str]) -> None:
+    state, url = stub
+    client = _client(url)
+    [g] = await client.generate([GenerateRequest(prompt="x", n=3, seed=7, temperature=1.0, logprobs=1)])
+    assert [c.text for c in g.completions] == [" sample 0", " sample 1", " sample 2"]
+    assert g.completions[0].logprobs == (-0.5,)
+    assert state.attempts[0].payload["n"] == 3 and state.attempts[0].payload["seed"] == 7
+    await client.aclose()
+
+
+async def test_chat_only_server_is_detected_and_never_scored(stub: tuple[Stub, str]) -> None:
+    state, url = stub
+    state.completions_404 = True
+    client = _client(url)
+    caps = client.capabilities
+    assert caps.chat_only and not caps.prompt_logprobs and caps.distribution == "none"
+    assert caps.missing(["prompt_logprobs"]) == ["prompt_logprobs"]
+    with pytest.raises(ModelCallError, match="cannot score"):
+        await client.score([ScoreRequest(text="The cat sat")])
+    [g] = await client.generate([GenerateRequest(prompt="hi", n=2, logprobs=1)])
+    assert [c.text for c in g.completions] == ["reply 0", "reply 1"] and g.completions[0].logprobs == (-0.25,)
+    assert state.attempts[-1].path.endswith("/chat/completions")
+    await client.aclose()
+
+
+def _renorm(logprobs: list[float]) -> list[float]:
+    probs = [math.exp(lp) for lp in logprobs]
+    return [p / sum(probs) for p in probs]
+
+
+def test_retry_after_parses_seconds_and_http_dates() -> None:
+    assert parse_retry_after("3") == 3.0
+    assert parse_retry_after(None) is None and parse_retry_after("soon") is None
+    future = email.utils.formatdate(time.time() + 30, usegmt=True)
+    assert 25 <= (parse_retry_after(future) or 0) <= 31
