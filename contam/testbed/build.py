@@ -115,8 +115,10 @@ def _build_locked(
     was_cached = cached_record is not None
     if cached_record is None:
         say(f"building testbed {key} ({bench.name}, preset {preset.name}, form {args.form})")
+        # Under the lock any other temp folder for this key is a killed build's leftover.
+        for stale in root.glob(f".tmp-{key}-*"):
+            shutil.rmtree(stale, ignore_errors=True)
         tmp = root / f".tmp-{key}-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         try:
             _build_into(tmp, args, bench, corpus, key, say)

@@ -69,10 +69,10 @@ PRESETS: dict[str, Preset] = {
         seq_len=256,
         max_positions=1024,
         batch_size=16,
-        steps=1000,
+        steps=640,
         lr=3e-3,
-        warmup_steps=50,
-        clean_bytes=3_000_000,
+        warmup_steps=40,
+        clean_bytes=2_000_000,
         max_items=400,
     ),
 }

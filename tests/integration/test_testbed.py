@@ -10,7 +10,6 @@ import pytest
 
 from contam.benchmarks import load_benchmark
 from contam.stats import compare_to_reference
-from contam.testbed import build as build_module
 from contam.testbed.build import build, read_build
 from contam.testbed.config import BuildArgs
 
@@ -71,7 +70,7 @@ def test_second_build_reuses_the_cache_and_interrupted_build_leaves_nothing(
     assert not (tmp_path / "three").exists()
     assert sorted(p.name for p in cache.iterdir() if not p.name.startswith(".")) == [first.key]
     assert not [p for p in cache.iterdir() if p.name.startswith(".tmp-")]
-    assert build_module.read_build(cache / first.key) is not None
+    assert read_build(cache / first.key) is not None
 
 
 def test_ci_testbed_outputs_and_model_config(testbed_ci: Path) -> None:

@@ -1,0 +1,52 @@
+"""The testbed model through contam's own backends: it loads and scores in `hf`, and a scan of its
+benchmark.jsonl finds the partition it saw 16 times, against the ground truth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from contam.benchmarks import load_benchmark
+from contam.cli.main import cli
+from contam.models.base import ScoreRequest
+from contam.models.spec import ModelSpec
+from contam.registry import create_model
+from contam.report import ScanReport
+from contam.testbed.sanity import score_texts
+
+pytestmark = pytest.mark.integration
+
+
+async def test_hf_backend_scores_match_transformers(testbed_ci: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    bench = load_benchmark(str(testbed_ci / "benchmark.jsonl"))
+    texts = [i.text for i in bench.partition("unseen").items[:4]]
+    client = create_model(ModelSpec.parse(f"hf:{testbed_ci / 'model'}"))
+    try:
+        results = await client.score([ScoreRequest(text=t) for t in texts])
+    finally:
+        await client.aclose()
+    model = AutoModelForCausalLM.from_pretrained(str(testbed_ci / "model"))
+    tok = AutoTokenizer.from_pretrained(str(testbed_ci / "model"))
+    direct, _ = score_texts(model, tok, texts)
+    for r, d in zip(results, direct, strict=True):
+        assert r.bos and len(r.logprobs) == d.tokens
+        assert sum(r.logprobs) / len(r.logprobs) == pytest.approx(d.loss, abs=1e-4)
+
+
+def test_scan_of_testbed_flags_seen_x16_not_by_chance(testbed_ci: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    res = CliRunner().invoke(cli, [
+        "scan", str(testbed_ci / "benchmark.jsonl"), "--model", f"hf:{testbed_ci / 'model'}",
+        "--partition", "seen_x16", "--reference", "unseen", "--probe", "loss",
+        "--out", str(out), "--no-cache", "--quiet",
+    ])
+    assert res.exit_code == 0, res.output
+    report = ScanReport.read(out)
+    (result,) = report.probes
+    assert result.partition == "seen_x16" and result.statistic is not None
+    assert result.statistic.p_value < 0.01
+    assert result.statistic.effect > 0.8
