@@ -4,6 +4,7 @@ benchmark.jsonl finds the partition it saw 16 times, against the ground truth.""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -50,3 +51,32 @@ def test_scan_of_testbed_flags_seen_x16_not_by_chance(testbed_ci: Path, tmp_path
     assert result.partition == "seen_x16" and result.statistic is not None
     assert result.statistic.p_value < 0.01
     assert result.statistic.effect > 0.8
+
+
+async def test_vllm_server_scores_the_testbed_model(testbed_ci: Path, vllm_server: Any) -> None:
+    """Needs `served_model_dir` pointed at the testbed model (tests/fixtures/models.py)."""
+    from contam.models.openai_http import OpenAIModel
+    from contam.stats import compare_to_reference
+
+    assert Path(vllm_server.model_dir).resolve() == (testbed_ci / "model").resolve(), (
+        "the shared server must serve the testbed model: point served_model_dir at testbed_ci / 'model'"
+    )
+    bench = load_benchmark(str(testbed_ci / "benchmark.jsonl"))
+    seen = [i.text for i in bench.partition("seen_x16").items]
+    unseen = [i.text for i in bench.partition("unseen").items]
+    client = OpenAIModel(vllm_server.name, vllm_server.base_url)
+    try:
+        served = await client.score([ScoreRequest(text=t) for t in seen + unseen])
+    finally:
+        await client.aclose()
+    means = [sum(r.logprobs) / len(r.logprobs) for r in served]
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(str(testbed_ci / "model"))
+    tok = AutoTokenizer.from_pretrained(str(testbed_ci / "model"))
+    direct, _ = score_texts(model, tok, seen[:3] + unseen[:3])
+    for r, d in zip(served[:3] + served[len(seen):len(seen) + 3], direct, strict=True):
+        assert len(r.logprobs) == d.tokens
+        assert sum(r.logprobs) / len(r.logprobs) == pytest.approx(d.loss, abs=1e-3)
+    stat = compare_to_reference(means[: len(seen)], means[len(seen):], reference_name="unseen")
+    assert stat.p_value < 0.01
