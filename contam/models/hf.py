@@ -29,6 +29,7 @@ from contam.models.base import (
 )
 from contam.models.identity import folder_identity
 from contam.models.spec import ModelSpec
+from contam.models.token_text import token_text, token_texts
 
 _OPTIONS = {"device", "batch", "dtype", "threads"}
 
@@ -109,6 +110,9 @@ class HFModel:
     async def aclose(self) -> None:
         return None
 
+    def _decode(self, ids: list[int]) -> str:
+        return str(self.tokenizer.decode(ids))
+
     def token_ids(self, text: str, add_bos: bool) -> list[int]:
         ids: list[int] = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         if add_bos and self.bos_id is not None:
@@ -162,13 +166,15 @@ class HFModel:
         for row, (req, seq) in enumerate(zip(requests, encoded, strict=True)):
             n = len(seq) - 1  # positions with a conditional log-prob
             bos = req.add_bos and self.bos_id is not None
-            tokens = tuple(self.tokenizer.decode([t]) for t in seq[1:])
+            tokens = tuple(token_texts(self._decode, seq, 1))
             top = None
             if req.top_k:
                 k = req.top_k
                 top = tuple(
                     tuple(
-                        TokenAlternative(token=self.tokenizer.decode([int(t)]), logprob=float(lp))
+                        TokenAlternative(
+                            token=token_text(self._decode, int(t), seq[: pos + 1]), logprob=float(lp)
+                        )
                         for t, lp in zip(
                             top_ids[row, pos, :k].tolist(), top_lp[row, pos, :k].tolist(), strict=True
                         )

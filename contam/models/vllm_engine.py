@@ -33,6 +33,7 @@ from contam.models.base import (
 from contam.models.distribution import stats_from_logprobs
 from contam.models.identity import folder_identity
 from contam.models.spec import ModelSpec
+from contam.models.token_text import token_text, token_texts
 
 _OPTIONS = {"max_model_len", "dtype", "batch", "gpu_memory_utilization"}
 
@@ -112,8 +113,8 @@ class VLLMEngineModel:
         ids: list[int] = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         return [self.bos_id, *ids] if add_bos and self.bos_id is not None else ids
 
-    def _decode(self, token_id: int) -> str:
-        return str(self.tokenizer.decode([token_id]))
+    def _decode(self, ids: list[int]) -> str:
+        return str(self.tokenizer.decode(ids))
 
     def _run(self, prompts: list[Any], params: list[Any]) -> list[Any]:
         with self._lock:
@@ -144,7 +145,7 @@ class VLLMEngineModel:
         positions = output.prompt_logprobs[1:]  # the first token has no conditional log-prob
         targets = ids[1:]
         logprobs, means, stds, tops = [], [], [], []
-        for token_id, entry in zip(targets, positions, strict=True):
+        for pos, (token_id, entry) in enumerate(zip(targets, positions, strict=True)):
             logprobs.append(float(entry[token_id].logprob))
             if request.distribution:
                 mean, std = stats_from_logprobs((lp.logprob for lp in entry.values()), renormalise=False)
@@ -154,11 +155,14 @@ class VLLMEngineModel:
                 ranked = sorted(entry.items(), key=lambda kv: -kv[1].logprob)[: request.top_k]
                 tops.append(
                     tuple(
-                        TokenAlternative(token=self._decode(t), logprob=float(lp.logprob)) for t, lp in ranked
+                        TokenAlternative(
+                            token=token_text(self._decode, t, ids[: pos + 1]), logprob=float(lp.logprob)
+                        )
+                        for t, lp in ranked
                     )
                 )
         return ScoreResult(
-            tokens=tuple(self._decode(t) for t in targets),
+            tokens=tuple(token_texts(self._decode, ids, 1)),
             logprobs=tuple(logprobs),
             bos=request.add_bos and self.bos_id is not None,
             dist_mean=tuple(means) if request.distribution else None,
