@@ -69,10 +69,10 @@ PRESETS: dict[str, Preset] = {
         seq_len=256,
         max_positions=1024,
         batch_size=16,
-        steps=640,
+        steps=480,
         lr=3e-3,
-        warmup_steps=40,
-        clean_bytes=2_000_000,
+        warmup_steps=30,
+        clean_bytes=1_200_000,
         max_items=400,
     ),
 }
