@@ -32,6 +32,12 @@ BACKEND_EXTRAS: dict[str, str] = {"hf": "hf", "vllm": "vllm", "openai": "openai"
 
 _BUILTIN_PROBES: dict[str, str] = {
     "loss": "probes.loss:LossProbe",
+    "min_k": "probes.min_k:MinKProbe",
+    "min_k_pp": "probes.min_k_pp:MinKPPProbe",
+    "zlib": "probes.zlib:ZlibProbe",
+    "lowercase": "probes.lowercase:LowercaseProbe",
+    "reference": "probes.reference:ReferenceProbe",
+    "exchangeability": "probes.exchangeability:ExchangeabilityProbe",
 }
 
 _backends: dict[str, BackendFactory | str] = dict(_BUILTIN_BACKENDS)

@@ -44,7 +44,8 @@ async def scan(
 ) -> ScanReport:
     started = time.perf_counter()
     created = now()
-    ctx = ProbeContext(benchmark=bench.name, reference=reference, seed=seed)
+    # The cache goes along so a probe that consults a second model (`reference`) caches it too.
+    ctx = ProbeContext(benchmark=bench.name, reference=reference, seed=seed, extras={"cache": runner.cache})
     model: ModelClient = runner
     targets = suspect_partitions(bench, partitions, reference)
     # The runner bounds concurrency and shares identical calls, so all pairs can go at once.

@@ -1,0 +1,122 @@
+"""Pure math shared by the likelihood probes, each formula written once.
+
+Conventions follow the official code of the papers (detect-pretrain-code for Shi et al. 2023,
+mink-plus-plus for Zhang et al. 2024, test_set_contamination for Oren et al. 2023), with the sign
+turned so that every score is "higher = more likely seen".
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from contam.models.base import ScoreResult
+
+
+def lowest_fraction_mean(values: Sequence[float], k: float) -> tuple[float, int]:
+    """Mean of the lowest `k` fraction of `values`, and how many were averaged.
+
+    The official code takes `int(len * k)` values, which is zero for short texts and gives NaN;
+    we average at least one so every scored text gets a finite score.
+    """
+    if not values:
+        return math.nan, 0
+    count = max(1, int(len(values) * k))
+    lowest = np.sort(np.asarray(values, dtype=np.float64))[:count]
+    return float(lowest.mean()), count
+
+
+def mink_pp_token_scores(result: ScoreResult) -> list[float]:
+    """(log p(x_t) - mu_t) / sigma_t per token, mu and sigma of log p under the next-token distribution."""
+    if result.dist_mean is None or result.dist_std is None:
+        raise ValueError("Min-K%++ needs per-position distribution statistics (ScoreRequest.distribution)")
+    return [
+        (lp - mu) / sigma if sigma > 0 else 0.0  # a one-hot distribution: the token is exactly typical
+        for lp, mu, sigma in zip(result.logprobs, result.dist_mean, result.dist_std, strict=True)
+    ]
+
+
+def zlib_bytes(text: str) -> int:
+    """Length of the zlib-compressed UTF-8 text (default level, as in the official code)."""
+    return len(zlib.compress(text.encode("utf-8")))
+
+
+# -- the sharded exchangeability test (Oren et al. 2023) ---------------------------------------
+
+
+def shard_bounds(n: int, shards: int) -> list[tuple[int, int]]:
+    """Contiguous shards of `n` examples in their given order; the first `n % shards` get one more."""
+    if shards < 1 or n < shards:
+        raise ValueError(f"cannot split {n} examples into {shards} shards")
+    counts = [n // shards + (1 if i < n % shards else 0) for i in range(shards)]
+    bounds, start = [], 0
+    for c in counts:
+        bounds.append((start, start + c))
+        start += c
+    return bounds
+
+
+def sharded_t_test(canonical: Sequence[float], permuted: Sequence[Sequence[float]]) -> tuple[float, float]:
+    """One-sided t-test across shards that canonical log-likelihood exceeds the permuted mean.
+
+    Exactly the official statistic: z = mean(d) / std(d) * sqrt(m) with the population std
+    (numpy's default), p = 1 - T_{m-1}(z). Returns (z, p).
+    """
+    from scipy.stats import t as tdist
+
+    canon = np.asarray(canonical, dtype=np.float64)
+    perm = np.asarray(permuted, dtype=np.float64)
+    if canon.ndim != 1 or perm.shape[0] != canon.shape[0] or canon.size < 2:
+        raise ValueError("need one canonical value and a row of permuted values for each of >= 2 shards")
+    diffs = canon - perm.mean(axis=1)
+    sd = float(diffs.std())
+    if sd == 0.0:
+        # Identical differences (all zero when order cannot matter): the t statistic is undefined;
+        # p = 1 for no evidence keeps the false-positive guarantee.
+        mean = float(diffs.mean())
+        return (math.inf, 0.0) if mean > 0 else (0.0 if mean == 0 else -math.inf, 1.0)
+    z = float(diffs.mean()) / sd * math.sqrt(diffs.size)
+    return z, float(tdist.sf(z, df=diffs.size - 1))
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A slice of a long text scored alone; only tokens starting at or after `count_from` count."""
+
+    start: int
+    end: int
+    count_from: int
+
+
+def windows(length: int, context: int, stride: int) -> list[Window]:
+    """The official sliding windows, in characters: window j covers [j*s, j*s + c); after the first,
+    a window counts only what follows the previous window's end, so each position counts once.
+    """
+    if not 0 < stride <= context:
+        raise ValueError("need 0 < stride <= context")
+    steps = math.ceil(max(0, length - context) / stride)
+    out = []
+    for j in range(steps + 1):
+        start = j * stride
+        out.append(Window(start, min(start + context, length), start if j == 0 else start + context - stride))
+    return out
+
+
+def window_loglik(window: Window, result: ScoreResult) -> float:
+    """Sum of the log-probs of the window's tokens that start at or after `count_from`.
+
+    Tokens join back into the scored text (backends report them so), which gives their offsets;
+    without a BOS the first token has no log-prob, so offsets are counted from the text's end.
+    """
+    piece_len = window.end - window.start
+    offset = window.start + piece_len - sum(len(t) for t in result.tokens)
+    total = 0.0
+    for token, lp in zip(result.tokens, result.logprobs, strict=True):
+        if offset >= window.count_from:
+            total += lp
+        offset += len(token)
+    return total

@@ -1,0 +1,133 @@
+"""`exchangeability`: the sharded likelihood test of Oren et al. 2023 ("Proving test set
+contamination in black box language models"; official code tatsu-lab/test_set_contamination).
+
+If the model never saw the partition, its examples are exchangeable: the published (canonical)
+order is no more likely than any permutation. The partition, in published order, is cut into
+contiguous shards; for each shard the log-likelihood of its examples concatenated in canonical
+order is compared with the mean over random permutations of them, and a one-sided t-test across
+shards asks whether canonical exceeds permuted on average. No reference partition is needed and
+the false-positive rate is guaranteed by exchangeability alone, which is why the partition is
+never shuffled or subsampled before the test: that would destroy the order being tested.
+
+Long concatenations are scored in sliding windows (the official scheme, measured here in
+characters because probes see text, not token ids); every window goes through the runner, so
+calls are batched, de-duplicated (short shards repeat permutations) and cached.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Sequence
+
+import numpy as np
+from pydantic import Field
+
+from contam.models.base import ModelClient, ScoreRequest
+from contam.probe import Probe, ProbeContext, ProbeParams
+from contam.registry import register_probe
+from contam.results import PartitionStatistic, ProbeResult
+from contam.stats import mean_ci
+from contam.types import Partition
+from probes._likelihood import Window, shard_bounds, sharded_t_test, window_loglik, windows
+
+NULL = (
+    "the partition's examples are exchangeable: its published order is no more likely under the "
+    "model than a random permutation (one-sided t-test across shards)"
+)
+
+
+class ExchangeabilityParams(ProbeParams):
+    shards: int = Field(
+        default=50, ge=2, description="contiguous shards of the partition, in published order"
+    )
+    permutations: int = Field(default=250, ge=1, description="random permutations scored per shard")
+    context_len: int = Field(
+        default=2048, ge=16, description="sliding-window length in characters for long concatenations"
+    )
+    stride: int = Field(default=1024, ge=1, description="window step in characters (<= context_len)")
+    separator: str = Field(default="\n\n", description="joins the examples of a shard into one text")
+    min_shard_size: int = Field(
+        default=2, ge=2, description="fewest examples per shard; fewer shards are used for small partitions"
+    )
+    add_bos: bool = Field(default=True, description="prepend the tokenizer's BOS to every window")
+
+
+@register_probe
+class ExchangeabilityProbe(Probe):
+    name = "exchangeability"
+    needs = ("prompt_logprobs",)
+    Params = ExchangeabilityParams
+    params: ExchangeabilityParams
+
+    async def run(self, partition: Partition, model: ModelClient, ctx: ProbeContext) -> ProbeResult:
+        p = self.params
+        lacking = model.capabilities.missing(self.needs)
+        if lacking:
+            return self.skipped(partition, f"model {model.identity.name!r} lacks: {', '.join(lacking)}")
+        if p.stride > p.context_len:
+            return self.skipped(partition, f"stride {p.stride} exceeds context_len {p.context_len}")
+        texts = [item.text for item in partition.items]  # published order, never shuffled
+        shards = min(p.shards, len(texts) // p.min_shard_size)
+        if shards < 2:
+            return self.skipped(
+                partition,
+                f"{len(texts)} examples: the test needs at least 2 shards of {p.min_shard_size} examples",
+            )
+        notes = []
+        if shards < p.shards:
+            notes.append(
+                f"partition has {len(texts)} examples: used {shards} shards of >= {p.min_shard_size}, "
+                f"not the {p.shards} asked for"
+            )
+        bounds = shard_bounds(len(texts), shards)
+        rng = np.random.default_rng([ctx.seed, len(texts), shards])
+        sequences: list[str] = []  # per shard: canonical first, then its permutations
+        for start, end in bounds:
+            shard = texts[start:end]
+            sequences.append(p.separator.join(shard))
+            for _ in range(p.permutations):
+                sequences.append(p.separator.join(shard[i] for i in rng.permutation(len(shard))))
+        logliks = await self._logliks(sequences, model)
+        per = p.permutations + 1
+        canonical = [logliks[s * per] for s in range(shards)]
+        permuted = [logliks[s * per + 1 : (s + 1) * per] for s in range(shards)]
+        z, p_value = sharded_t_test(canonical, permuted)
+        diffs = [c - float(np.mean(row)) for c, row in zip(canonical, permuted, strict=True)]
+        mean, interval = mean_ci(diffs)
+        sizes = [end - start for start, end in bounds]
+        notes.append(
+            f"{shards} shards of {min(sizes)}-{max(sizes)} examples in published order, {p.permutations} "
+            f"permutations each; statistic = canonical - mean permuted log-likelihood per shard (nats); "
+            f"BOS prepended to each window: {'yes' if p.add_bos else 'no'}; no chat template"
+        )
+        return ProbeResult(
+            probe=self.name,
+            partition=partition.name,
+            params={**self.param_dict(), "shards_used": shards, "seed": ctx.seed},
+            mean=mean,
+            mean_ci=interval,
+            statistic=PartitionStatistic(
+                name="sharded_likelihood_t",
+                value=z if math.isfinite(z) else math.copysign(sys.float_info.max, z),  # JSON has no inf
+                p_value=p_value,
+                null=NULL,
+                effect_name="mean_canonical_minus_permuted_loglik",
+                effect=mean,
+                n=len(texts),
+            ),
+            notes=tuple(notes),
+        )
+
+    async def _logliks(self, sequences: Sequence[str], model: ModelClient) -> list[float]:
+        """Total log-likelihood of each sequence, windowed; one runner call for every window."""
+        plan: list[list[Window]] = [
+            windows(len(s), self.params.context_len, self.params.stride) for s in sequences
+        ]
+        requests = [
+            ScoreRequest(text=s[w.start : w.end], add_bos=self.params.add_bos)
+            for s, ws in zip(sequences, plan, strict=True)
+            for w in ws
+        ]
+        results = iter(await model.score(requests))
+        return [sum(window_loglik(w, next(results)) for w in ws) for ws in plan]

@@ -1,0 +1,39 @@
+"""`lowercase` (Carlini et al. 2021; as in Shi et al. 2023's code): the ratio of the mean token
+log-likelihood of the lower-cased text to that of the text as published.
+
+Both are negative. Memorised text is likely only in its published casing, so its own
+log-likelihood is near zero while the lower-cased one is not: the ratio grows. Higher = more
+likely seen. A text without cased letters gives exactly 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from contam.models.base import ModelClient
+from contam.probe import ProbeContext
+from contam.registry import register_probe
+from contam.results import ItemScore
+from contam.types import Item
+from probes.loss import LikelihoodProbe
+
+
+@register_probe
+class LowercaseProbe(LikelihoodProbe):
+    name = "lowercase"
+
+    async def score_items(
+        self, items: Sequence[Item], model: ModelClient, ctx: ProbeContext
+    ) -> list[ItemScore]:
+        texts = [item.text for item in items]
+        # One call for both: the runner batches them and shares the unchanged texts' answers.
+        results = await self.loglik(texts + [t.lower() for t in texts], model)
+        plain, lower = results[: len(texts)], results[len(texts) :]
+        return [
+            ItemScore(
+                id=item.id,
+                score=lo.mean / r.mean,
+                detail=self.detail(r, loglik=r.mean, loglik_lower=lo.mean),
+            )
+            for item, r, lo in zip(items, plain, lower, strict=True)
+        ]

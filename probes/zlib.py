@@ -1,0 +1,33 @@
+"""`zlib` (Carlini et al. 2021; as in Shi et al. 2023's code): mean token log-likelihood divided
+by the zlib-compressed byte length of the text.
+
+Compression length stands in for how predictable the text is to anyone, so the ratio discounts
+text that is merely repetitive. Higher (closer to zero) = more likely seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from contam.models.base import ModelClient
+from contam.probe import ProbeContext
+from contam.registry import register_probe
+from contam.results import ItemScore
+from contam.types import Item
+from probes._likelihood import zlib_bytes
+from probes.loss import LikelihoodProbe
+
+
+@register_probe
+class ZlibProbe(LikelihoodProbe):
+    name = "zlib"
+
+    async def score_items(
+        self, items: Sequence[Item], model: ModelClient, ctx: ProbeContext
+    ) -> list[ItemScore]:
+        results = await self.loglik([item.text for item in items], model)
+        scores = []
+        for item, r in zip(items, results, strict=True):
+            size = zlib_bytes(item.text)
+            scores.append(ItemScore(id=item.id, score=r.mean / size, detail=self.detail(r, zlib_bytes=size)))
+        return scores

@@ -1,0 +1,110 @@
+"""The sharded exchangeability test: its pieces against hand-computed values, and the probe on
+the mock (order memorised vs not, published order kept, small partitions)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from contam.models.base import ScoreResult
+from contam.models.mock import MockModel
+from contam.probe import ProbeContext
+from contam.registry import get_probe
+from contam.runner import Runner
+from contam.types import Item, Partition
+from probes._likelihood import Window, shard_bounds, sharded_t_test, window_loglik, windows
+
+
+def part(name: str, texts: list[str]) -> Partition:
+    return Partition(name, tuple(Item(id=f"{name}{i}", partition=name, text=t) for i, t in enumerate(texts)))
+
+
+def test_shards_are_contiguous_and_the_first_take_the_remainder() -> None:
+    assert shard_bounds(10, 3) == [(0, 4), (4, 7), (7, 10)]
+    assert shard_bounds(4, 4) == [(0, 1), (1, 2), (2, 3), (3, 4)]
+    with pytest.raises(ValueError):
+        shard_bounds(3, 4)
+
+
+def test_t_test_matches_the_official_statistic_by_hand() -> None:
+    # diffs = (1, 1, 2): mean 4/3, population std sqrt(2)/3, z = (4/3)/(sqrt(2)/3)*sqrt(3) = 2*sqrt(6).
+    z, p = sharded_t_test([1.0, 2.0, 3.0], [[0.0, 0.0], [1.0, 1.0], [0.0, 2.0]])
+    assert z == pytest.approx(2 * math.sqrt(6))
+    # Student t with 2 degrees of freedom: P(T > t) = (1 - t / sqrt(t^2 + 2)) / 2.
+    assert p == pytest.approx((1 - z / math.sqrt(z * z + 2)) / 2)
+    # Canonical below permuted: p near 1, never a false alarm.
+    assert sharded_t_test([0.0, 0.0, 0.0], [[1.0], [2.0], [1.5]])[1] > 0.95
+    # No order effect at all: no evidence.
+    assert sharded_t_test([1.0, 2.0], [[1.0], [2.0]]) == (0.0, 1.0)
+
+
+def test_windows_count_every_position_once() -> None:
+    assert windows(10, 4, 2) == [Window(0, 4, 0), Window(2, 6, 4), Window(4, 8, 6), Window(6, 10, 8)]
+    assert windows(3, 4, 2) == [Window(0, 3, 0)]
+    assert windows(8, 4, 4) == [Window(0, 4, 0), Window(4, 8, 4)]
+
+
+def test_window_loglik_counts_tokens_from_the_previous_windows_end() -> None:
+    # Window text is chars [2, 6) = "cdef", tokens "cd" (offset 2), "e" (4), "f" (5); count from 4.
+    r = ScoreResult(tokens=("cd", "e", "f"), logprobs=(-1.0, -2.0, -4.0), bos=True)
+    assert window_loglik(Window(2, 6, 4), r) == -6.0
+    # Without BOS the first token is not scored: offsets run back from the window's end.
+    r = ScoreResult(tokens=("e", "f"), logprobs=(-2.0, -4.0), bos=False)
+    assert window_loglik(Window(2, 6, 5), r) == -4.0
+
+
+QUESTIONS = [f"question {i} asks about item {i * 7 % 13} and some more words" for i in range(24)]
+
+
+async def test_order_the_model_memorised_is_detected() -> None:
+    # The model memorised the partition as published, as one document.
+    model = MockModel(seen=["\n\n".join(QUESTIONS)])
+    probe = get_probe("exchangeability").from_options({"shards": 6, "permutations": 8})
+    result = await probe.run(part("test", QUESTIONS), Runner(model), ProbeContext("b"))
+    st = result.statistic
+    assert st is not None and st.p_value is not None and st.p_value < 1e-3
+    assert st.name == "sharded_likelihood_t" and st.n == 24 and st.reference is None
+    assert result.items == () and result.params["shards_used"] == 6
+
+
+async def test_published_order_is_scored_never_shuffled() -> None:
+    model = MockModel()
+    probe = get_probe("exchangeability").from_options({"shards": 4, "permutations": 3})
+    result = await probe.run(part("test", QUESTIONS), Runner(model), ProbeContext("b"))
+    texts = [json.loads(r)["text"] for kind, r in model.calls if kind == "score"]
+    # Each shard's canonical concatenation is scored, exactly as published, in its own window.
+    for start in range(0, 24, 6):
+        assert "\n\n".join(QUESTIONS[start : start + 6]) in texts
+    assert result.statistic is not None and result.statistic.p_value is not None
+    assert 0.0 <= result.statistic.p_value <= 1.0
+
+
+async def test_long_shards_are_windowed_and_windows_reach_the_backend() -> None:
+    model = MockModel()
+    probe = get_probe("exchangeability").from_options(
+        {"shards": 2, "permutations": 2, "context_len": 64, "stride": 32}
+    )
+    await probe.run(part("test", QUESTIONS[:8]), Runner(model), ProbeContext("b"))
+    lengths = [len(json.loads(r)["text"]) for kind, r in model.calls if kind == "score"]
+    assert max(lengths) == 64 and len(lengths) > 6
+
+
+async def test_small_partitions_use_fewer_shards_and_say_so() -> None:
+    probe = get_probe("exchangeability").from_options({"shards": 50, "permutations": 2})
+    result = await probe.run(part("test", QUESTIONS[:9]), Runner(MockModel()), ProbeContext("b"))
+    assert result.params["shards_used"] == 4
+    assert any("used 4 shards" in n for n in result.notes)
+    tiny = await probe.run(part("test", QUESTIONS[:3]), Runner(MockModel()), ProbeContext("b"))
+    assert tiny.skipped is not None and "at least 2 shards" in tiny.skipped
+
+
+async def test_same_seed_same_answer_and_calls_are_cached() -> None:
+    runner = Runner(MockModel())
+    probe = get_probe("exchangeability").from_options({"shards": 4, "permutations": 5})
+    first = await probe.run(part("t", QUESTIONS), runner, ProbeContext("b", seed=3))
+    sent = runner.stats.calls
+    second = await probe.run(part("t", QUESTIONS), runner, ProbeContext("b", seed=3))
+    assert first.statistic == second.statistic
+    assert runner.stats.calls == sent, "the second run was answered entirely from the cache"
