@@ -15,7 +15,7 @@ process (the machine is shared; adjacent measurements drift least). Client overh
 server path is (openai - wire) / wire. The cached re-run repeats the hf scan through the runner
 with a warm SQLite cache.
 
-    python bench/backends.py [--repeats 3] [--skip-vllm] [--skip-server]
+    python bench/backends.py [--repeats 5] [--skip-vllm] [--skip-server]
 """
 
 from __future__ import annotations
@@ -60,6 +60,25 @@ def timed(fn: Callable[[], Any], repeats: int) -> float:
     return statistics.median(runs)
 
 
+def paired(base: Callable[[], Any], fn: Callable[[], Any], repeats: int) -> tuple[float, float, float]:
+    """Alternate `base` and `fn` (order flipped each round, after a warm-up of both), so load from
+    other work on the machine falls on both; return their median times and the median of the
+    per-round ratios base/fn."""
+    base()
+    fn()
+    t_base, t_fn, ratios = [], [], []
+    for i in range(repeats):
+        pair = {}
+        for name, call in (("base", base), ("fn", fn)) if i % 2 == 0 else (("fn", fn), ("base", base)):
+            start = time.perf_counter()
+            call()
+            pair[name] = time.perf_counter() - start
+        t_base.append(pair["base"])
+        t_fn.append(pair["fn"])
+        ratios.append(pair["base"] / pair["fn"])
+    return statistics.median(t_base), statistics.median(t_fn), statistics.median(ratios)
+
+
 def bare_loop(model_dir: Path, docs: list[str]) -> tuple[Callable[[], None], int]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -90,7 +109,7 @@ def bare_loop(model_dir: Path, docs: list[str]) -> tuple[Callable[[], None], int
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip-vllm", action="store_true")
     parser.add_argument("--skip-server", action="store_true")
     args = parser.parse_args()
@@ -104,13 +123,12 @@ def main() -> None:
     docs = texts()
     requests = [ScoreRequest(text=d) for d in docs]
     bare, n_tokens = bare_loop(model_dir, docs)
-    rows: list[tuple[str, float, float]] = []  # (backend, seconds, adjacent bare seconds)
+    rows: list[tuple[str, float, float, float]] = []  # (backend, seconds, bare seconds, ratio)
     notes: list[str] = []
 
     hf = HFModel(model_dir, device="cpu", batch=BATCH)
-    t_bare = timed(bare, args.repeats)
-    t_hf = timed(lambda: asyncio.run(hf.score(requests)), args.repeats)
-    rows.append(("hf", t_hf, t_bare))
+    t_bare, t_hf, ratio = paired(bare, lambda: asyncio.run(hf.score(requests)), args.repeats)
+    rows.append(("hf", t_hf, t_bare, ratio))
 
     with tempfile.TemporaryDirectory() as tmp:
         cache = CallCache(Path(tmp) / "calls.sqlite")
@@ -134,9 +152,8 @@ def main() -> None:
         from contam.models.vllm_engine import VLLMEngineModel
 
         engine = VLLMEngineModel(model_dir, max_model_len=2048, batch=len(requests))
-        t_bare = timed(bare, args.repeats)
-        t_engine = timed(lambda: asyncio.run(engine.score(requests)), args.repeats)
-        rows.append(("vllm (in-process)", t_engine, t_bare))
+        t_bare, t_engine, ratio = paired(bare, lambda: asyncio.run(engine.score(requests)), args.repeats)
+        rows.append(("vllm (in-process)", t_engine, t_bare, ratio))
         engine.shutdown()
 
     print(f"\nScoring {len(docs)} HumanEval items (prompt + canonical solution), {n_tokens} scored tokens")
@@ -145,20 +162,20 @@ def main() -> None:
           f"median of {args.repeats} runs after a warm-up")  # fmt: skip
     print()
     print(f"{'backend':<20} {'seconds':>8} {'tokens/s':>10} {'bare tokens/s':>14} {'ratio to bare':>14}")
-    for name, seconds, bare_seconds in rows:
+    for name, seconds, bare_seconds, ratio in rows:
         print(f"{name:<20} {seconds:>8.3f} {n_tokens / seconds:>10.0f} {n_tokens / bare_seconds:>14.0f} "
-              f"{bare_seconds / seconds:>14.2f}")  # fmt: skip
+              f"{ratio:>14.2f}")  # fmt: skip
     print(f"\ncached re-run (hf through the runner, warm SQLite cache): {t_first:.3f} s -> {t_cached:.4f} s, "
           f"{t_first / t_cached:.0f}x faster (target >= 50x)")  # fmt: skip
     for note in notes:
         print(note)
-    hf_ratio = next(b / s for n, s, b in rows if n == "hf")
+    hf_ratio = next(r for n, _, _, r in rows if n == "hf")
     print(f"hf backend reaches {hf_ratio:.2f} of the bare loop (target >= 0.90)")
 
 
 def bench_server(
     model_dir: Path, requests: list[Any], bare: Callable[[], None], repeats: int
-) -> tuple[list[tuple[str, float, float]], float]:
+) -> tuple[list[tuple[str, float, float, float]], float]:
     import httpx
 
     from contam.models.openai_http import OpenAIModel
@@ -188,19 +205,15 @@ def bench_server(
             await client.score(requests)
             await client.aclose()
 
-        t_bare = timed(bare, repeats)
-        # Interleaved, so drift on the shared machine hits both alike.
-        t_wire, t_client = [], []
-        asyncio.run(wire())
-        asyncio.run(backend())
-        for _ in range(repeats):
-            for fn, out in ((wire, t_wire), (backend, t_client)):
-                start = time.perf_counter()
-                asyncio.run(fn())
-                out.append(time.perf_counter() - start)
-        wire_s, client_s = statistics.median(t_wire), statistics.median(t_client)
-    rows = [("openai (vLLM server)", client_s, t_bare), ("wire (bare httpx)", wire_s, t_bare)]
-    return rows, (client_s - wire_s) / wire_s
+        t_bare, t_client, bare_over_client = paired(bare, lambda: asyncio.run(backend()), repeats)
+        t_wire, _, wire_over_client = paired(
+            lambda: asyncio.run(wire()), lambda: asyncio.run(backend()), repeats
+        )
+    rows = [
+        ("openai (vLLM server)", t_client, t_bare, bare_over_client),
+        ("wire (bare httpx)", t_wire, t_bare, bare_over_client / wire_over_client),
+    ]
+    return rows, 1 / wire_over_client - 1
 
 
 if __name__ == "__main__":

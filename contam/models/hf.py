@@ -83,8 +83,12 @@ class HFModel:
         self.batch = batch
         tok = self.tokenizer
         self.bos_id: int | None = tok.bos_token_id
-        self.eos_id: int | None = self.model.generation_config.eos_token_id or tok.eos_token_id
-        self.pad_id: int = tok.pad_token_id if tok.pad_token_id is not None else (self.eos_id or 0)
+        eos = self.model.generation_config.eos_token_id
+        eos = tok.eos_token_id if eos is None else eos
+        # Some configs list several end tokens (Llama 3); generation stops at any of them.
+        self.eos_ids: list[int] = [] if eos is None else ([eos] if isinstance(eos, int) else list(eos))
+        pad = tok.pad_token_id
+        self.pad_id: int = pad if pad is not None else (self.eos_ids[0] if self.eos_ids else 0)
         # One forward at a time: torch already uses every core, and the model is not re-entrant.
         self._lock = threading.Lock()
         self._caps = Capabilities(
@@ -241,7 +245,7 @@ class HFModel:
             "do_sample": sample,
             "num_return_sequences": first.n,
             "pad_token_id": self.pad_id,
-            "eos_token_id": self.eos_id,
+            "eos_token_id": self.eos_ids or None,
             "return_dict_in_generate": True,
             "output_logits": bool(first.logprobs),
         }
@@ -275,8 +279,9 @@ class HFModel:
                 toks = new[row].tolist()
                 length = len(toks)
                 finish = "length"
-                if self.eos_id is not None and self.eos_id in toks:
-                    length = toks.index(self.eos_id)
+                ends = [toks.index(e) for e in self.eos_ids if e in toks]
+                if ends:
+                    length = min(ends)
                     finish = "stop"
                 text = self.tokenizer.decode(toks[:length], skip_special_tokens=True)
                 text, stopped = _apply_stop(text, req.stop)
