@@ -90,3 +90,27 @@ def compare_to_reference(
         n=len(suspect),
         n_reference=len(reference),
     )
+
+
+def _roc(positive: Sequence[float], negative: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """(FPR, TPR) at every threshold "score >= t", from the strictest (nothing flagged) down."""
+    pos = np.asarray(positive, dtype=np.float64)
+    neg = np.asarray(negative, dtype=np.float64)
+    if pos.size == 0 or neg.size == 0:
+        raise ValueError("ROC needs scores on both sides")
+    thresholds = np.concatenate([[np.inf], np.unique(np.concatenate([pos, neg]))[::-1]])
+    tpr = (pos[None, :] >= thresholds[:, None]).mean(axis=1)
+    fpr = (neg[None, :] >= thresholds[:, None]).mean(axis=1)
+    return fpr, tpr
+
+
+def tpr_at_fpr(positive: Sequence[float], negative: Sequence[float], fpr: float = 0.05) -> float:
+    """The highest true-positive rate of any threshold whose false-positive rate is at most `fpr`."""
+    f, t = _roc(positive, negative)
+    return float(t[f <= fpr].max())
+
+
+def fpr_at_tpr(positive: Sequence[float], negative: Sequence[float], tpr: float = 0.95) -> float:
+    """The lowest false-positive rate of any threshold that flags at least `tpr` of the positives."""
+    f, t = _roc(positive, negative)
+    return float(f[t >= tpr].min())

@@ -112,8 +112,6 @@ class ExchangeabilityProbe(Probe):
                 value=z if math.isfinite(z) else math.copysign(sys.float_info.max, z),  # JSON has no inf
                 p_value=p_value,
                 null=NULL,
-                effect_name="mean_canonical_minus_permuted_loglik",
-                effect=mean,
                 n=len(texts),
             ),
             notes=tuple(notes),
