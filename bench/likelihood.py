@@ -1,0 +1,189 @@
+"""Detection quality of the likelihood probes on the testbed, and scoring throughput per backend.
+
+On a testbed (a small Llama trained with HumanEval partitions injected 16, 4, 1 and 0 times),
+every score probe scores every item through the hf backend; for each exposure level against the
+`unseen` partition it prints the instance-level AUROC, TPR at 5% FPR and FPR at 95% TPR, and the
+partition-level one-sided Mann-Whitney p-value the probe reports. The sharded exchangeability
+test (no reference needed) runs on each partition in published order; on a `canonical_dump`
+testbed the seen partitions were trained on in that order, so it has something to find.
+Throughput: the same scoring requests through each backend, uncached, tokens/s and the ratio to
+hf measured in this run.
+
+    python bench/likelihood.py [--testbed DIR] [--dump-testbed DIR] [--reference-model SPEC]
+                               [--skip-vllm] [--skip-server] [--shards 20] [--permutations 50]
+
+Without --testbed the HumanEval `ci` testbed is built (or reused) under .contam/testbed/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from contam.benchmarks import load_benchmark  # noqa: E402
+from contam.models.base import ModelClient, ScoreRequest  # noqa: E402
+from contam.models.spec import ModelSpec  # noqa: E402
+from contam.probe import Probe  # noqa: E402
+from contam.registry import create_model, get_probe  # noqa: E402
+from contam.results import ProbeResult  # noqa: E402
+from contam.runner import Runner  # noqa: E402
+from contam.scan import scan  # noqa: E402
+from contam.stats import auroc, fpr_at_tpr, tpr_at_fpr  # noqa: E402
+from contam.types import Benchmark  # noqa: E402
+
+SCORES = ("loss", "min_k", "min_k_pp", "zlib", "lowercase")
+
+
+def ci_testbed() -> Path:
+    from contam.testbed.build import build
+    from tests.fixtures.testbed import CI_ARGS, TESTBED_ROOT
+
+    return build(CI_ARGS, TESTBED_ROOT / "humaneval-ci", cache_dir=TESTBED_ROOT / "cache").path
+
+
+def exposure(name: str) -> int:
+    return 0 if name == "unseen" else int(name.removeprefix("seen_x"))
+
+
+async def run_probes(
+    bench: Benchmark, model: ModelClient, probes: list[Probe], spec: str
+) -> list[ProbeResult]:
+    runner = Runner(model, concurrency=2)
+    # Every partition, unseen too, each compared with unseen; the runner answers repeats from cache.
+    report = await scan(bench, runner, probes, model_spec=spec, partitions=list(bench.partitions),
+                        reference=bench.partition("unseen"), reference_label="unseen")  # fmt: skip
+    return list(report.probes)
+
+
+def quality_table(bench: Benchmark, results: list[ProbeResult]) -> str:
+    by = {(r.probe, r.partition): r for r in results}
+    seen = sorted((p for p in bench.partitions if p != "unseen"), key=exposure, reverse=True)
+    head = (
+        f"{'score':<11}{'partition':<11}{'n':>4}{'AUROC':>8}{'TPR@5%FPR':>11}{'FPR@95%TPR':>12}"
+        f"{'p (MWU)':>11}"
+    )
+    lines = [head, "-" * len(head)]
+    for probe in sorted({r.probe for r in results if r.items}, key=lambda p: (p not in SCORES, p)):
+        neg = [s.score for s in by[(probe, "unseen")].items]
+        for part in seen:
+            r = by[(probe, part)]
+            pos = [s.score for s in r.items]
+            p = r.statistic.p_value if r.statistic and r.statistic.p_value is not None else float("nan")
+            lines.append(
+                f"{probe:<11}{part:<11}{len(pos):>4}{auroc(pos, neg):>8.3f}"
+                f"{tpr_at_fpr(pos, neg, 0.05):>11.3f}{fpr_at_tpr(pos, neg, 0.95):>12.3f}{p:>11.2e}"
+            )
+    return "\n".join(lines)
+
+
+def exchange_table(label: str, results: list[ProbeResult]) -> str:
+    head = f"{'testbed':<16}{'partition':<11}{'n':>4}{'shards':>7}{'t':>9}{'p':>11}"
+    lines = [head, "-" * len(head)]
+    for r in sorted(results, key=lambda r: -exposure(r.partition)):
+        st = r.statistic
+        if r.skipped or st is None:
+            lines.append(f"{label:<16}{r.partition:<11}  skipped: {r.skipped}")
+            continue
+        lines.append(
+            f"{label:<16}{r.partition:<11}{st.n:>4}{r.params['shards_used']:>7}{st.value:>9.2f}{st.p_value:>11.2e}"
+        )
+    return "\n".join(lines)
+
+
+async def throughput(model: ModelClient, texts: list[str], distribution: bool) -> tuple[int, float]:
+    """Tokens scored and seconds taken, all texts uncached through a fresh runner."""
+    runner = Runner(model, concurrency=2)
+    await runner.score([ScoreRequest(text=texts[0], distribution=distribution)])  # warm-up, not timed
+    started = time.perf_counter()
+    results = await runner.score([ScoreRequest(text=t, distribution=distribution) for t in texts[1:]])
+    return sum(len(r.logprobs) for r in results), time.perf_counter() - started
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--testbed", type=Path, default=None)
+    ap.add_argument(
+        "--dump-testbed", type=Path, default=None, help="a testbed built with --form canonical_dump"
+    )
+    ap.add_argument("--reference-model", default=None, help="spec of a model trained without the benchmark")
+    ap.add_argument("--shards", type=int, default=20)
+    ap.add_argument("--permutations", type=int, default=50)
+    ap.add_argument("--skip-vllm", action="store_true")
+    ap.add_argument("--skip-server", action="store_true")
+    args = ap.parse_args()
+
+    testbed = args.testbed or ci_testbed()
+    bench = load_benchmark(str(testbed / "benchmark.jsonl"))
+    model_dir = testbed / "model"
+    build = json.loads((testbed / "build.json").read_text())
+    hf_spec = f"hf:{model_dir}"
+    hf = create_model(ModelSpec.parse(hf_spec))
+    names = list(SCORES) + (["reference"] if args.reference_model else [])
+    probes = [
+        get_probe(n).from_options({"model": args.reference_model} if n == "reference" else {}) for n in names
+    ]
+    exch = get_probe("exchangeability").from_options(
+        {"shards": args.shards, "permutations": args.permutations}
+    )
+
+    started = time.perf_counter()
+    results = asyncio.run(run_probes(bench, hf, probes, hf_spec))
+    form = build.get("args", {}).get("form", "verbatim")
+    n_unseen = len(bench.partition("unseen").items)
+    print(f"testbed {testbed} ({form}); k = 0.2; each seen partition against `unseen` (n = {n_unseen})")
+    print(quality_table(bench, results))
+    print(f"(scores through hf in {time.perf_counter() - started:.0f}s)\n")
+
+    print(f"Sharded exchangeability test (Oren et al.), {args.shards} shards max, {args.permutations} "
+          "permutations; one-sided p, no reference")  # fmt: skip
+    rows = [exchange_table(testbed.name, asyncio.run(run_probes(bench, hf, [exch], hf_spec)))]
+    if args.dump_testbed:
+        dump_bench = load_benchmark(str(args.dump_testbed / "benchmark.jsonl"))
+        dump_spec = f"hf:{args.dump_testbed / 'model'}"
+        dump_model = create_model(ModelSpec.parse(dump_spec))
+        rows.append(
+            exchange_table(
+                args.dump_testbed.name, asyncio.run(run_probes(dump_bench, dump_model, [exch], dump_spec))
+            )
+        )
+    print("\n".join(r if i == 0 else "\n".join(r.splitlines()[2:]) for i, r in enumerate(rows)) + "\n")
+
+    texts = [item.text for item in bench.items()]
+    rows_tp: list[tuple[str, str, int, float]] = []
+    for dist in (False, True):
+        n, secs = asyncio.run(throughput(create_model(ModelSpec.parse(hf_spec)), texts, dist))
+        rows_tp.append(("hf", "dist" if dist else "plain", n, secs))
+    if not args.skip_vllm:
+        engine = create_model(ModelSpec.parse(f"vllm:{model_dir}?max_model_len=1024"))
+        for dist in (False, True):
+            n, secs = asyncio.run(throughput(engine, texts, dist))
+            rows_tp.append(("vllm", "dist" if dist else "plain", n, secs))
+        getattr(engine, "shutdown", lambda: None)()
+    if not args.skip_server:
+        from servers.vllm_server import VLLMServer
+
+        with VLLMServer(
+            model_dir, name="testbed", log_path=REPO / ".contam" / "bench-likelihood-vllm.log"
+        ) as server:
+            n, secs = asyncio.run(throughput(create_model(ModelSpec.parse(server.spec)), texts, False))
+            rows_tp.append(("openai (vLLM server)", "plain", n, secs))
+    hf_rate = {kind: n / s for b, kind, n, s in rows_tp if b == "hf"}
+    print(
+        f"Scoring throughput, {len(texts) - 1} items uncached "
+        "(plain: log-probs; dist: + exact distribution stats)"
+    )
+    head = f"{'backend':<22}{'request':<8}{'tokens':>8}{'seconds':>9}{'tokens/s':>10}{'vs hf':>7}"
+    print(head + "\n" + "-" * len(head))
+    for backend, kind, n, secs in rows_tp:
+        print(f"{backend:<22}{kind:<8}{n:>8}{secs:>9.2f}{n / secs:>10.0f}{(n / secs) / hf_rate[kind]:>7.2f}")
+
+
+if __name__ == "__main__":
+    main()
