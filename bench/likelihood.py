@@ -45,7 +45,7 @@ def ci_testbed() -> Path:
     from contam.testbed.build import build
     from tests.fixtures.testbed import CI_ARGS, TESTBED_ROOT
 
-    return build(CI_ARGS, TESTBED_ROOT / "humaneval-ci", cache_dir=TESTBED_ROOT / "cache").path
+    return build(CI_ARGS, TESTBED_ROOT / "humaneval-ci", cache_dir=TESTBED_ROOT / "cache", force=True).path
 
 
 def exposure(name: str) -> int:
@@ -112,7 +112,12 @@ def main() -> None:
     ap.add_argument(
         "--dump-testbed", type=Path, default=None, help="a testbed built with --form canonical_dump"
     )
-    ap.add_argument("--reference-model", default=None, help="spec of a model trained without the benchmark")
+    ap.add_argument(
+        "--reference-model",
+        default="fixture",
+        help="spec of a model that never saw the benchmark for `reference` ('fixture': the tests' tiny "
+        "Llama; 'none' to skip)",
+    )
     ap.add_argument("--shards", type=int, default=20)
     ap.add_argument("--permutations", type=int, default=50)
     ap.add_argument("--skip-vllm", action="store_true")
@@ -125,6 +130,13 @@ def main() -> None:
     build = json.loads((testbed / "build.json").read_text())
     hf_spec = f"hf:{model_dir}"
     hf = create_model(ModelSpec.parse(hf_spec))
+    if args.reference_model == "fixture":
+        from tests.fixtures.models import build_tiny_model
+
+        # A model that never saw HumanEval: the suite's tiny Llama, trained on 6 stdlib modules.
+        args.reference_model = f"hf:{build_tiny_model()}"
+    if args.reference_model == "none":
+        args.reference_model = None
     names = list(SCORES) + (["reference"] if args.reference_model else [])
     probes = [
         get_probe(n).from_options({"model": args.reference_model} if n == "reference" else {}) for n in names
@@ -138,6 +150,8 @@ def main() -> None:
     form = build.get("args", {}).get("form", "verbatim")
     n_unseen = len(bench.partition("unseen").items)
     print(f"testbed {testbed} ({form}); k = 0.2; each seen partition against `unseen` (n = {n_unseen})")
+    if args.reference_model:
+        print(f"reference model for `reference`: {args.reference_model}")
     print(quality_table(bench, results))
     print(f"(scores through hf in {time.perf_counter() - started:.0f}s)\n")
 
