@@ -69,8 +69,8 @@ class ItemScoreProbe(Probe):
     """A probe that gives each item one score; the partition statistic is shared by all of them.
 
     With a reference partition: a one-sided Mann-Whitney U test and the AUROC (bootstrap CI) of
-    suspect against reference. Without one: the mean with a t interval, and a note that no
-    test was possible.
+    suspect against reference. Without one, or when the reference is the partition itself: the
+    mean with a t interval, and a note that no test was possible.
     """
 
     @abstractmethod
@@ -91,13 +91,18 @@ class ItemScoreProbe(Probe):
         mean, interval = mean_ci(values)
         notes = list(self.notes(model))
         statistic = None
-        if ctx.reference is not None and ctx.reference.name != partition.name:
+        if ctx.reference is None:
+            notes.append("no reference partition given: scores reported, no test was possible")
+        elif ctx.reference.name == partition.name:
+            notes.append(
+                f"the reference partition is {partition.name!r} itself: scores reported, "
+                "no test was possible"
+            )
+        else:
             ref_scores = await self.score_items(ctx.reference.items, model, ctx)
             statistic = compare_to_reference(
                 values, [s.score for s in ref_scores], reference_name=ctx.reference.name, seed=ctx.seed
             )
-        else:
-            notes.append("no reference partition given: scores reported, no test was possible")
         return ProbeResult(
             probe=self.name,
             partition=partition.name,

@@ -210,3 +210,12 @@ async def test_bos_choice_is_recorded() -> None:
 def test_lowest_fraction_of_nothing_is_nan() -> None:
     value, used = lowest_fraction_mean([], 0.2)
     assert math.isnan(value) and used == 0
+
+
+async def test_reference_that_is_the_partition_itself_says_so() -> None:
+    texts = ["a b c", "d e f"]
+    ctx = ProbeContext("b", reference=part("p", texts))
+    result = await get_probe("min_k")().run(part("p", texts), Runner(MockModel()), ctx)
+    assert result.statistic is None
+    assert any("is 'p' itself" in n and "no test was possible" in n for n in result.notes)
+    assert not any("no reference partition given" in n for n in result.notes)
