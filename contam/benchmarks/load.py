@@ -73,6 +73,14 @@ def _sources(path: Path) -> list[tuple[Path, str]]:
     return [(path, path.stem)]
 
 
+def _empty_source(source: Path, partition: str) -> BenchmarkError:
+    """An empty file or split would silently drop its partition; say which one instead."""
+    if source.is_dir():
+        return BenchmarkError(f"empty split {partition!r}: the save_to_disk split has no rows",
+                              path=str(source))
+    return BenchmarkError(f"empty partition {partition!r}: the file has no rows", path=str(source))
+
+
 def _digest(paths: Iterable[Path]) -> str:
     digest = hashlib.sha256()
     for path in paths:
@@ -88,8 +96,12 @@ def load_path(path: Path, *, fields: FieldMap, format: BenchmarkFormat | None) -
 
     def rows() -> Iterator[tuple[Location, Row, str]]:
         for source, default_partition in sources:
+            count = 0
             for loc, row in read_rows(source):
+                count += 1
                 yield loc, row, default_partition
+            if count == 0:
+                raise _empty_source(source, default_partition)
 
     return build_benchmark(
         name=path.stem if path.is_file() else path.name,

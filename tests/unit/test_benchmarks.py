@@ -134,8 +134,40 @@ def test_empty_partition_name(tmp_path: Path) -> None:
 def test_empty_file(tmp_path: Path) -> None:
     path = tmp_path / "empty.jsonl"
     path.write_text("\n\n", encoding="utf-8")
-    with pytest.raises(BenchmarkError, match="no items"):
+    with pytest.raises(BenchmarkError, match="empty partition 'empty': the file has no rows") as err:
         load_benchmark(str(path))
+    assert err.value.path == str(path)
+
+
+def test_empty_file_in_a_folder_is_an_error_not_a_missing_partition(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "train.jsonl", [{"text": "alpha"}, {"text": "beta"}])
+    (tmp_path / "test.jsonl").write_text("", encoding="utf-8")
+    with pytest.raises(BenchmarkError, match="empty partition 'test'") as err:
+        load_benchmark(str(tmp_path))
+    assert err.value.path == str(tmp_path / "test.jsonl")
+
+
+def test_header_only_csv_in_a_folder_is_an_empty_partition(tmp_path: Path) -> None:
+    (tmp_path / "dev.csv").write_text("text\n", encoding="utf-8")
+    write_jsonl(tmp_path / "train.jsonl", [{"text": "alpha"}])
+    with pytest.raises(BenchmarkError, match="empty partition 'dev'") as err:
+        load_benchmark(str(tmp_path))
+    assert err.value.path == str(tmp_path / "dev.csv")
+
+
+def test_empty_split_in_hf_save_to_disk_folder(tmp_path: Path) -> None:
+    import datasets
+
+    dd = datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_list([{"text": "one"}, {"text": "two"}]),
+            "test": datasets.Dataset.from_dict({"text": []}),
+        }
+    )
+    dd.save_to_disk(str(tmp_path / "ds"))
+    with pytest.raises(BenchmarkError, match="empty split 'test'") as err:
+        load_benchmark(str(tmp_path / "ds"))
+    assert err.value.path == str(tmp_path / "ds" / "test")
 
 
 def test_empty_text(tmp_path: Path) -> None:
