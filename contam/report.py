@@ -1,22 +1,28 @@
 """`ScanReport`: the versioned record of a scan. Serialised only through pydantic, never pickled.
 
 It carries everything needed to reproduce and audit a result: benchmark and model provenance,
-every probe's parameters and per-item scores, and what the run cost.
+every probe's parameters and per-item scores, what the run cost, and optionally the corpus overlap
+evidence of the same benchmark (`overlap.json`), so verdicts can weigh both.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from contam.errors import InputError
 from contam.models.base import Capabilities, ModelIdentity
 from contam.results import ProbeResult
 from contam.types import Benchmark
 
-SCHEMA_VERSION = "1.0"
+# pydantic models only (no numpy, numba or datasketch): keeps `import contam` light
+from corpora_index.report import ItemOverlap, OverlapReport
+
+SCHEMA_VERSION = "1.1"  # 1.1: optional `overlap` (corpus overlap evidence)
 
 
 class _Frozen(BaseModel):
@@ -66,6 +72,16 @@ class ScanReport(_Frozen):
     seed: int
     probes: tuple[ProbeResult, ...]
     run: RunInfo
+    overlap: OverlapReport | None = Field(
+        default=None,
+        description="corpus overlap evidence per item (overlap.json of the same benchmark), if attached",
+    )
+
+    def item_overlap(self, partition: str, item_id: str) -> ItemOverlap | None:
+        """The overlap evidence of one item, or None when no overlap report is attached."""
+        if self.overlap is None:
+            return None
+        return self.overlap.by_key().get((partition, item_id))
 
     def findings(self) -> dict[str, Any]:
         """Everything but the run facts: two runs of the same scan must agree on this exactly."""
@@ -81,6 +97,51 @@ class ScanReport(_Frozen):
     @classmethod
     def read(cls, path: str | Path) -> ScanReport:
         return cls.model_validate_json(Path(path).read_text(encoding="utf-8"))
+
+
+def check_overlap(
+    overlap: OverlapReport, bench: Benchmark, tested: Sequence[str], *, where: str = "overlap.json"
+) -> None:
+    """Refuse overlap evidence that is not of this benchmark's items.
+
+    Every item of the overlap report must be a (partition, id) of the benchmark, every partition it
+    covers must be covered whole, and it must cover each partition the scan tests.
+    """
+    have: dict[str, set[str]] = {}
+    for item in overlap.items:
+        ids = have.setdefault(item.partition, set())
+        if item.id in ids:
+            raise InputError(f"item {item.id!r} of partition {item.partition!r} appears twice", path=where)
+        ids.add(item.id)
+    for partition, ids in have.items():
+        if partition not in bench.partitions:
+            known = ", ".join(bench.partitions)
+            raise InputError(
+                f"partition {partition!r} is not in benchmark {bench.name!r} (has: {known}); "
+                "was it made for another benchmark?",
+                path=where,
+            )
+        want = set(bench.partitions[partition].ids)
+        unknown, missing = sorted(ids - want), sorted(want - ids)
+        if unknown:
+            raise InputError(
+                f"{len(unknown)} item(s) of partition {partition!r} are not in benchmark {bench.name!r} "
+                f"(first: {unknown[0]!r}); was it made for another benchmark or version?",
+                path=where,
+            )
+        if missing:
+            raise InputError(
+                f"lacks {len(missing)} of the {len(want)} items of partition {partition!r} "
+                f"(first: {missing[0]!r}); re-run `contam overlap` on this benchmark",
+                path=where,
+            )
+    for partition in tested:
+        if partition not in have:
+            raise InputError(
+                f"has no items of partition {partition!r}, which this scan tests; run `contam overlap` "
+                f"on the whole benchmark or with --partition {partition}",
+                path=where,
+            )
 
 
 def now() -> datetime:

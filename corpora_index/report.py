@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from contam.errors import InputError
 from corpora_index.settings import IndexSettings
 
 SCHEMA_VERSION = 1
@@ -89,7 +90,18 @@ class OverlapReport(_Frozen):
 
     @classmethod
     def read(cls, path: str | Path) -> OverlapReport:
-        return cls.model_validate_json(Path(path).read_text(encoding="utf-8"))
+        try:
+            return cls.model_validate_json(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise InputError(f"cannot read overlap report: {exc.strerror or exc}", path=str(path)) from exc
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(x) for x in first["loc"])
+            raise InputError(
+                f"not an overlap.json of schema version {SCHEMA_VERSION}: {where}: {first['msg']}",
+                path=str(path),
+            ) from exc
 
-    def by_id(self) -> dict[str, ItemOverlap]:
-        return {item.id: item for item in self.items}
+    def by_key(self) -> dict[tuple[str, str], ItemOverlap]:
+        """Items keyed by (partition, id): ids are unique only within a partition."""
+        return {(item.partition, item.id): item for item in self.items}

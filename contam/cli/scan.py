@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from pathlib import Path
 
 import click
@@ -14,9 +15,10 @@ from contam.cli.options import benchmark_options, model_option
 from contam.cli.progress import TqdmProgress
 from contam.errors import InputError
 from contam.registry import get_probe
-from contam.report import ScanReport
+from contam.report import ScanReport, check_overlap
 from contam.runner import Runner
 from contam.scan import scan as run_scan
+from contam.scan import suspect_partitions
 
 
 @click.command()
@@ -54,6 +56,14 @@ from contam.scan import scan as run_scan
 )
 @click.option("--no-cache", is_flag=True, help="keep the call cache in memory only")
 @click.option(
+    "--overlap",
+    "overlap_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    metavar="OVERLAP.JSON",
+    help="attach corpus overlap evidence (from `contam overlap` or `contam index query` on this benchmark)",
+)
+@click.option(
     "--concurrency", type=click.IntRange(1, 256), default=4, show_default=True, help="model calls in flight"
 )
 @click.option(
@@ -77,12 +87,14 @@ def scan(
     out: Path,
     cache_path: Path | None,
     no_cache: bool,
+    overlap_path: Path | None,
     concurrency: int,
     batch_size: int | None,
     seed: int,
     quiet: bool,
 ) -> None:
     """Scan BENCHMARK (a built-in name or a file) for signs that the model has seen it."""
+    check_writable(out)
     bench = open_benchmark(benchmark, fields, fmt)
     ref_partition, ref_label = resolve_reference(bench, reference)
     if partitions:
@@ -93,6 +105,13 @@ def scan(
     if unknown_params:
         raise InputError(f"parameters given for probes not run: {sorted(unknown_params)}", field="--param")
     probe_objs = [get_probe(name).from_options(probe_options.get(name, {})) for name in chosen]
+    overlap = None
+    if overlap_path is not None:
+        from corpora_index.report import OverlapReport
+
+        overlap = OverlapReport.read(overlap_path)
+        tested = [p.name for p in suspect_partitions(bench, partitions or None, ref_partition)]
+        check_overlap(overlap, bench, tested, where=str(overlap_path))
 
     spec, client = open_model(model_spec, api_key_env)
     cache = CallCache(None if no_cache else (cache_path or default_cache_path()))
@@ -116,10 +135,24 @@ def scan(
 
         report = asyncio.run(go())
     cache.close()
+    if overlap is not None:
+        report = report.model_copy(update={"overlap": overlap})
     report.write(out)
     if not quiet:
         click.echo(summary_table(report))
     click.echo(f"report written to {out}")
+
+
+def check_writable(out: Path, option: str = "--out") -> None:
+    """Fail before the work, not after it: create the folder and try writing a file beside `out`."""
+    if out.is_dir():
+        raise InputError("is a folder; give a file name", path=str(out), field=option)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.name}.", suffix=".check"):
+            pass
+    except OSError as exc:
+        raise InputError(f"cannot write here: {exc.strerror or exc}", path=str(out), field=option) from exc
 
 
 def summary_table(report: ScanReport) -> str:
@@ -147,4 +180,11 @@ def summary_table(report: ScanReport) -> str:
     lines.insert(1, "-" * len(lines[0]))
     probes = ", ".join(sorted({r.probe for r in report.probes}))
     lines.insert(0, f"model {report.model.spec}  benchmark {report.benchmark.name}  probes {probes}")
+    if report.overlap is not None:
+        items = report.overlap.items
+        matched = sum(i.matched for i in items)
+        near = sum(i.minhash is not None for i in items)
+        lines.append(
+            f"corpus overlap: {matched}/{len(items)} items with exact n-gram matches, {near} with near-copies"
+        )
     return "\n".join(lines)

@@ -60,11 +60,12 @@ def test_recall_and_precision_per_planted_form(streamed: OverlapReport, planted:
 
 
 def test_verbatim_copies_are_found_whole_at_their_offsets(streamed: OverlapReport, planted: Planted) -> None:
-    by_id = streamed.by_id()
+    by_key = streamed.by_key()
+    partition = {i.id: i.partition for i in planted.items}
     for item_id, (form, doc) in planted.planted.items():
         if form != "verbatim":
             continue
-        item = by_id[item_id]
+        item = by_key[(partition[item_id], item_id)]
         assert item.longest_span == item.tokens and item.token_coverage == 1.0
         span = next(d for d in item.documents if d.id == doc).spans[0]
         copied = Path(doc).read_text(encoding="utf-8")[span.start : span.end]
