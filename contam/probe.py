@@ -7,7 +7,9 @@ call cache. A probe never sees a raw dataset row, only `Item`s.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -16,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from contam.errors import InputError
 from contam.models.base import ModelClient
-from contam.results import ItemScore, ProbeResult
+from contam.results import ItemScore, ProbeResult, UnscoredItem
 from contam.stats import compare_to_reference, mean_ci
 from contam.types import Item, Partition
 
@@ -70,13 +72,26 @@ class ItemScoreProbe(Probe):
 
     With a reference partition: a one-sided Mann-Whitney U test and the AUROC (bootstrap CI) of
     suspect against reference. Without one, or when the reference is the partition itself: the
-    mean with a t interval, and a note that no test was possible.
+    mean with a t interval, and a note that no test was possible. Items the probe cannot score
+    (`UnscoredItem`, with a reason) are listed apart and left out of every statistic; the notes
+    say how many and why.
     """
 
     @abstractmethod
     async def score_items(
         self, items: Sequence[Item], model: ModelClient, ctx: ProbeContext
-    ) -> list[ItemScore]: ...
+    ) -> Sequence[ItemScore | UnscoredItem]: ...
+
+    @staticmethod
+    def item_score(
+        item_id: str, value: float, detail: dict[str, Any], *, unscorable: str | None = None
+    ) -> ItemScore | UnscoredItem:
+        """The item's score, or why it has none (`unscorable`, or a score that is not finite)."""
+        if unscorable is None and not math.isfinite(value):
+            unscorable = "the score is not finite"
+        if unscorable is not None:
+            return UnscoredItem(id=item_id, reason=unscorable, detail=detail)
+        return ItemScore(id=item_id, score=value, detail=detail)
 
     def notes(self, model: ModelClient) -> tuple[str, ...]:
         """Caveats specific to this probe and model, carried into the report."""
@@ -86,30 +101,58 @@ class ItemScoreProbe(Probe):
         lacking = model.capabilities.missing(self.needs)
         if lacking:
             return self.skipped(partition, f"model {model.identity.name!r} lacks: {', '.join(lacking)}")
-        scores = await self.score_items(partition.items, model, ctx)
+        scores, unscored = _split(await self.score_items(partition.items, model, ctx))
         values = [s.score for s in scores]
-        mean, interval = mean_ci(values)
+        mean, interval = mean_ci(values) if values else (None, None)
         notes = list(self.notes(model))
+        if unscored:
+            notes.append(
+                _unscored_note(unscored, len(partition.items), "excluded from the mean and the test")
+            )
         statistic = None
         if ctx.reference is None:
             notes.append("no reference partition given: scores reported, no test was possible")
         elif ctx.reference.name == partition.name:
             notes.append(
-                f"the reference partition is {partition.name!r} itself: scores reported, "
-                "no test was possible"
+                f"the reference partition is {partition.name!r} itself: scores reported, no test was possible"
             )
         else:
-            ref_scores = await self.score_items(ctx.reference.items, model, ctx)
-            statistic = compare_to_reference(
-                values, [s.score for s in ref_scores], reference_name=ctx.reference.name, seed=ctx.seed
-            )
+            ref = ctx.reference
+            ref_scores, ref_unscored = _split(await self.score_items(ref.items, model, ctx))
+            if ref_unscored:
+                notes.append(
+                    _unscored_note(
+                        ref_unscored, len(ref.items), "excluded from the test", of=f"{ref.name!r} "
+                    )
+                )
+            if values and ref_scores:
+                statistic = compare_to_reference(
+                    values, [s.score for s in ref_scores], reference_name=ref.name, seed=ctx.seed
+                )
+            else:
+                empty = partition.name if not values else ref.name
+                notes.append(f"no scorable item in {empty!r}: no test was possible")
         return ProbeResult(
             probe=self.name,
             partition=partition.name,
             params=self.param_dict(),
             items=tuple(scores),
+            unscored=tuple(unscored),
             mean=mean,
             mean_ci=interval,
             statistic=statistic,
             notes=tuple(notes),
         )
+
+
+def _split(
+    results: Sequence[ItemScore | UnscoredItem],
+) -> tuple[list[ItemScore], list[UnscoredItem]]:
+    scores = [r for r in results if isinstance(r, ItemScore)]
+    return scores, [r for r in results if isinstance(r, UnscoredItem)]
+
+
+def _unscored_note(unscored: Sequence[UnscoredItem], total: int, effect: str, of: str = "") -> str:
+    reasons = Counter(u.reason for u in unscored)
+    why = "; ".join(f"{reason} ({count})" for reason, count in sorted(reasons.items()))
+    return f"{len(unscored)} of {total} {of}items could not be scored, {effect}: {why}"

@@ -35,7 +35,16 @@ class PartitionStatistic(_Frozen):
 
 class ItemScore(_Frozen):
     id: str
-    score: float = Field(description="higher = more likely seen")
+    # Finite by construction: JSON has no NaN, and one NaN would void every partition statistic.
+    score: float = Field(allow_inf_nan=False, description="higher = more likely seen")
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class UnscoredItem(_Frozen):
+    """An item the probe could not score; it is left out of the mean and the partition test."""
+
+    id: str
+    reason: str = Field(description="why no score exists, e.g. no scored tokens")
     detail: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -44,6 +53,9 @@ class ProbeResult(_Frozen):
     partition: str
     params: dict[str, Any] = Field(description="every parameter the score depends on (provenance)")
     items: tuple[ItemScore, ...] = ()
+    unscored: tuple[UnscoredItem, ...] = Field(
+        default=(), description="items that could not be scored, with why; excluded from every statistic"
+    )
     mean: float | None = None
     mean_ci: Interval | None = None
     statistic: PartitionStatistic | None = None

@@ -77,6 +77,9 @@ def compare_to_reference(
 
     if len(suspect) == 0 or len(reference) == 0:
         raise ValueError("compare_to_reference needs items on both sides")
+    if not (np.isfinite(suspect).all() and np.isfinite(reference).all()):
+        # One NaN makes the p-value, AUROC and CI all NaN; callers drop unscorable items first.
+        raise ValueError("compare_to_reference needs finite scores; leave unscorable items out")
     test = mannwhitneyu(suspect, reference, alternative="greater", method="auto")
     return PartitionStatistic(
         name="mann_whitney_u",

@@ -9,6 +9,7 @@ and in the notes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,7 +18,7 @@ from pydantic import Field
 from contam.models.base import ModelClient, ScoreRequest, ScoreResult
 from contam.probe import ItemScoreProbe, ProbeContext, ProbeParams
 from contam.registry import register_probe
-from contam.results import ItemScore, ProbeResult
+from contam.results import ItemScore, ProbeResult, UnscoredItem
 from contam.types import Item, Partition
 
 
@@ -25,8 +26,18 @@ class LossParams(ProbeParams):
     add_bos: bool = Field(default=True, description="prepend the tokenizer's BOS token before scoring")
 
 
+NO_TOKENS = (
+    "no scored tokens (an empty text, or a one-token text without BOS: its first token has no log-prob)"
+)
+NOT_FINITE = "a token log-prob is not finite"
+
+
 class LikelihoodProbe(ItemScoreProbe):
-    """Base of the log-likelihood scores: subclasses turn each text's `ScoreResult` into one number."""
+    """Base of the log-likelihood scores: subclasses turn each text's `ScoreResult` into one number.
+
+    A text whose result has no scored token, or a non-finite log-prob, has no score; it is
+    reported as unscored with the reason (`unscorable`) and left out of the statistics.
+    """
 
     needs = ("prompt_logprobs",)
     Params = LossParams
@@ -43,9 +54,19 @@ class LikelihoodProbe(ItemScoreProbe):
     def detail(result: ScoreResult, **extra: Any) -> dict[str, Any]:
         return {"tokens": len(result.logprobs), "bos": result.bos, **extra}
 
+    @staticmethod
+    def unscorable(*results: ScoreResult) -> str | None:
+        """Why no score can come from these results (one per text the score reads), or None."""
+        for result in results:
+            if not result.logprobs:
+                return NO_TOKENS
+            if not all(math.isfinite(lp) for lp in result.logprobs):
+                return NOT_FINITE
+        return None
+
     async def run(self, partition: Partition, model: ModelClient, ctx: ProbeContext) -> ProbeResult:
         result = await super().run(partition, model, ctx)
-        bos = {s.detail.get("bos") for s in result.items}
+        bos = {s.detail.get("bos") for s in result.items} | {u.detail.get("bos") for u in result.unscored}
         if not bos:
             return result
         said = "yes" if bos == {True} else "no" if bos == {False} else "for some items only"
@@ -59,9 +80,9 @@ class LossProbe(LikelihoodProbe):
 
     async def score_items(
         self, items: Sequence[Item], model: ModelClient, ctx: ProbeContext
-    ) -> list[ItemScore]:
+    ) -> list[ItemScore | UnscoredItem]:
         results = await self.loglik([item.text for item in items], model)
         return [
-            ItemScore(id=item.id, score=r.mean, detail=self.detail(r))
+            self.item_score(item.id, r.mean, self.detail(r), unscorable=self.unscorable(r))
             for item, r in zip(items, results, strict=True)
         ]

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from contam.models.base import ModelClient
 from contam.probe import ProbeContext
 from contam.registry import register_probe
-from contam.results import ItemScore
+from contam.results import ItemScore, UnscoredItem
 from contam.types import Item
 from probes.loss import LikelihoodProbe
 
@@ -24,16 +24,17 @@ class LowercaseProbe(LikelihoodProbe):
 
     async def score_items(
         self, items: Sequence[Item], model: ModelClient, ctx: ProbeContext
-    ) -> list[ItemScore]:
+    ) -> list[ItemScore | UnscoredItem]:
         texts = [item.text for item in items]
         # One call for both: the runner batches them and shares the unchanged texts' answers.
         results = await self.loglik(texts + [t.lower() for t in texts], model)
         plain, lower = results[: len(texts)], results[len(texts) :]
-        return [
-            ItemScore(
-                id=item.id,
-                score=lo.mean / r.mean,
-                detail=self.detail(r, loglik=r.mean, loglik_lower=lo.mean),
-            )
-            for item, r, lo in zip(items, plain, lower, strict=True)
-        ]
+        scores = []
+        for item, r, lo in zip(items, plain, lower, strict=True):
+            why = self.unscorable(r, lo)
+            if why:
+                scores.append(self.item_score(item.id, 0.0, self.detail(r), unscorable=why))
+                continue
+            detail = self.detail(r, loglik=r.mean, loglik_lower=lo.mean)
+            scores.append(self.item_score(item.id, lo.mean / r.mean, detail))
+        return scores

@@ -13,7 +13,7 @@ from pydantic import Field
 from contam.models.base import ModelClient
 from contam.probe import ProbeContext
 from contam.registry import register_probe
-from contam.results import ItemScore
+from contam.results import ItemScore, UnscoredItem
 from contam.types import Item
 from probes._likelihood import lowest_fraction_mean
 from probes.loss import LikelihoodProbe, LossParams
@@ -31,10 +31,11 @@ class MinKProbe(LikelihoodProbe):
 
     async def score_items(
         self, items: Sequence[Item], model: ModelClient, ctx: ProbeContext
-    ) -> list[ItemScore]:
+    ) -> list[ItemScore | UnscoredItem]:
         results = await self.loglik([item.text for item in items], model)
         scores = []
         for item, r in zip(items, results, strict=True):
             value, used = lowest_fraction_mean(r.logprobs, self.params.k)
-            scores.append(ItemScore(id=item.id, score=value, detail=self.detail(r, k_tokens=used)))
+            detail = self.detail(r, k_tokens=used)
+            scores.append(self.item_score(item.id, value, detail, unscorable=self.unscorable(r)))
         return scores

@@ -21,7 +21,7 @@ from contam.errors import ModelCallError
 from contam.models.base import ModelClient
 from contam.probe import ProbeContext
 from contam.registry import register_probe
-from contam.results import ItemScore, ProbeResult
+from contam.results import ItemScore, ProbeResult, UnscoredItem
 from contam.types import Item, Partition
 from probes._likelihood import lowest_fraction_mean, mink_pp_token_scores
 from probes.loss import LikelihoodProbe
@@ -63,7 +63,7 @@ class MinKPPProbe(LikelihoodProbe):
 
     async def score_items(
         self, items: Sequence[Item], model: ModelClient, ctx: ProbeContext
-    ) -> list[ItemScore]:
+    ) -> list[ItemScore | UnscoredItem]:
         results = await self.loglik([item.text for item in items], model, distribution=True)
         scores = []
         for item, r in zip(items, results, strict=True):
@@ -71,5 +71,5 @@ class MinKPPProbe(LikelihoodProbe):
                 raise ModelCallError(f"backend returned no distribution statistics for item {item.id!r}")
             value, used = lowest_fraction_mean(mink_pp_token_scores(r), self.params.k)
             detail = self.detail(r, k_tokens=used, distribution=r.distribution)
-            scores.append(ItemScore(id=item.id, score=value, detail=detail))
+            scores.append(self.item_score(item.id, value, detail, unscorable=self.unscorable(r)))
         return scores

@@ -23,7 +23,7 @@ from contam.models.base import ModelClient
 from contam.models.spec import ModelSpec
 from contam.probe import ProbeContext
 from contam.registry import create_model, register_probe
-from contam.results import ItemScore, ProbeResult
+from contam.results import ItemScore, ProbeResult, UnscoredItem
 from contam.runner import Runner
 from contam.types import Item, Partition
 from probes.loss import LikelihoodProbe, LossParams
@@ -67,16 +67,16 @@ class ReferenceProbe(LikelihoodProbe):
 
     async def score_items(
         self, items: Sequence[Item], model: ModelClient, ctx: ProbeContext
-    ) -> list[ItemScore]:
+    ) -> list[ItemScore | UnscoredItem]:
         ref: ModelClient = ctx.extras[_REF]
         texts = [item.text for item in items]
         target = await self.loglik(texts, model)
         other = await self.loglik(texts, ref)
-        return [
-            ItemScore(
-                id=item.id,
-                score=t.mean - r.mean,
-                detail=self.detail(t, loglik=t.mean, loglik_reference=r.mean, reference_bos=r.bos),
-            )
-            for item, t, r in zip(items, target, other, strict=True)
-        ]
+        scores = []
+        for item, t, r in zip(items, target, other, strict=True):
+            # The two tokenizers may differ: the text needs scored tokens under both models.
+            why = self.unscorable(t, r)
+            extra = {} if why else {"loglik": t.mean, "loglik_reference": r.mean}
+            detail = self.detail(t, **extra, reference_tokens=len(r.logprobs), reference_bos=r.bos)
+            scores.append(self.item_score(item.id, t.mean - r.mean, detail, unscorable=why))
+        return scores

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from contam.models.base import ModelClient
 from contam.probe import ProbeContext
 from contam.registry import register_probe
-from contam.results import ItemScore
+from contam.results import ItemScore, UnscoredItem
 from contam.types import Item
 from probes._likelihood import zlib_bytes
 from probes.loss import LikelihoodProbe
@@ -24,10 +24,11 @@ class ZlibProbe(LikelihoodProbe):
 
     async def score_items(
         self, items: Sequence[Item], model: ModelClient, ctx: ProbeContext
-    ) -> list[ItemScore]:
+    ) -> list[ItemScore | UnscoredItem]:
         results = await self.loglik([item.text for item in items], model)
         scores = []
         for item, r in zip(items, results, strict=True):
-            size = zlib_bytes(item.text)
-            scores.append(ItemScore(id=item.id, score=r.mean / size, detail=self.detail(r, zlib_bytes=size)))
+            size = zlib_bytes(item.text)  # never 0: zlib adds a header and a checksum
+            detail = self.detail(r, zlib_bytes=size)
+            scores.append(self.item_score(item.id, r.mean / size, detail, unscorable=self.unscorable(r)))
         return scores

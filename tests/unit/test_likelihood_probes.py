@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from contam.cache import CallCache
 from contam.models.base import Capabilities, ScoreRequest, ScoreResult
@@ -12,9 +14,13 @@ from contam.models.mock import MockModel
 from contam.models.spec import ModelSpec
 from contam.probe import ProbeContext
 from contam.registry import get_probe, register_backend
+from contam.report import ScanReport
+from contam.results import ItemScore
 from contam.runner import Runner
-from contam.types import Item, Partition
+from contam.scan import scan
+from contam.types import Benchmark, Item, Partition
 from probes._likelihood import lowest_fraction_mean, mink_pp_token_scores, zlib_bytes
+from probes.loss import NO_TOKENS
 from probes.min_k_pp import APPROX_NOTE
 
 
@@ -219,3 +225,78 @@ async def test_reference_that_is_the_partition_itself_says_so() -> None:
     assert result.statistic is None
     assert any("is 'p' itself" in n and "no test was possible" in n for n in result.notes)
     assert not any("no reference partition given" in n for n in result.notes)
+
+
+SCORE_PROBES = ["loss", "zlib", "lowercase", "min_k", "min_k_pp", "reference"]
+
+
+def no_bos(name: str) -> dict[str, object]:
+    return {"add_bos": False, **({"model": "mock:name=clean"} if name == "reference" else {})}
+
+
+@pytest.mark.parametrize("name", SCORE_PROBES)
+async def test_an_item_without_scored_tokens_is_listed_apart_and_left_out_of_the_statistics(
+    name: str,
+) -> None:
+    # Without a BOS a one-word text has no scored token: before, its NaN voided p, AUROC, CI and mean.
+    seen = [f"The Memorised Sentence Number {i} goes on for a while" for i in range(6)]
+    unseen = [f"A Sentence Never Shown, number {i} goes on for a while" for i in range(6)]
+    ctx = ProbeContext("b", reference=part("unseen", ["Lone", *unseen]))
+    probe = get_probe(name).from_options(no_bos(name))
+    result = await probe.run(part("seen", ["Word", *seen]), Runner(MockModel(seen=seen)), ctx)
+    assert [(u.id, u.reason) for u in result.unscored] == [("seen0", NO_TOKENS)]
+    assert result.unscored[0].detail["tokens"] == 0 and result.unscored[0].detail["bos"] is False
+    assert [s.id for s in result.items] == [f"seen{i}" for i in range(1, 7)]
+    st = result.statistic
+    assert st is not None and st.n == 6 and st.n_reference == 6
+    assert st.effect == 1.0 and st.p_value is not None and st.p_value < 0.01
+    assert st.effect_ci is not None and math.isfinite(st.effect_ci.low)
+    assert result.mean is not None and math.isfinite(result.mean) and result.mean_ci is not None
+    assert f"1 of 7 items could not be scored, excluded from the mean and the test: {NO_TOKENS} (1)" in (
+        result.notes
+    )
+    assert any(
+        n.startswith("1 of 7 'unseen' items could not be scored, excluded from the test")
+        for n in result.notes
+    )
+    assert any(n.endswith("BOS token prepended: no") for n in result.notes)
+
+
+async def test_a_partition_with_no_scorable_item_reports_no_mean_and_no_test() -> None:
+    ctx = ProbeContext("b", reference=part("unseen", ["a b", "c d"]))
+    result = (
+        await get_probe("loss")
+        .from_options({"add_bos": False})
+        .run(part("p", ["x", "y"]), Runner(MockModel()), ctx)
+    )
+    assert result.items == () and len(result.unscored) == 2
+    assert result.mean is None and result.mean_ci is None and result.statistic is None
+    assert "no scorable item in 'p': no test was possible" in result.notes
+
+
+def test_an_item_score_is_finite_by_construction() -> None:
+    with pytest.raises(ValidationError):
+        ItemScore(id="x", score=math.nan)
+    with pytest.raises(ValidationError):
+        ItemScore(id="x", score=-math.inf)
+
+
+async def test_a_report_with_unscorable_items_round_trips(tmp_path: Path) -> None:
+    seen, unseen = part("seen", ["x", "a b c", "d e f"]), part("unseen", ["y", "g h i", "j k l"])
+    bench = Benchmark("b", "jsonl", {"seen": seen, "unseen": unseen}, source="memory", sha256="0" * 64)
+    probes = [get_probe(n).from_options(no_bos(n)) for n in SCORE_PROBES]
+    report = await scan(
+        bench,
+        Runner(MockModel()),
+        probes,
+        model_spec="mock",
+        partitions=["seen"],
+        reference=unseen,
+        reference_label="unseen",
+    )
+    assert all(r.skipped is None and [u.id for u in r.unscored] == ["seen0"] for r in report.probes)
+    assert all(r.statistic is not None and r.statistic.n == 2 for r in report.probes)
+    path = tmp_path / "r.json"
+    report.write(path)
+    assert "null" not in "".join(line for line in path.read_text().splitlines() if '"score"' in line)
+    assert ScanReport.read(path).findings() == report.findings()

@@ -45,3 +45,11 @@ def test_bootstrap_ci_is_deterministic_and_covers() -> None:
     assert bootstrap_auroc_ci(a, b, seed=3) == bootstrap_auroc_ci(a, b, seed=3)
     ci = bootstrap_auroc_ci(a, b)
     assert 0.0 <= ci.low <= auroc(a, b) <= ci.high <= 1.0
+
+
+def test_compare_to_reference_refuses_non_finite_scores() -> None:
+    # One NaN would make p, AUROC and CI all NaN; the probe must leave unscorable items out.
+    with pytest.raises(ValueError, match="finite"):
+        compare_to_reference([1.0, math.nan], [0.0, 0.5], reference_name="unseen")
+    with pytest.raises(ValueError, match="finite"):
+        compare_to_reference([1.0, 2.0], [-math.inf, 0.5], reference_name="unseen")
