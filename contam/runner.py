@@ -24,6 +24,7 @@ from contam.models.base import (
     GenerateResult,
     ModelClient,
     ModelIdentity,
+    PartialBatchError,
     ScoreRequest,
     ScoreResult,
 )
@@ -51,30 +52,56 @@ class _NoProgress:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential backoff with full jitter; a server's Retry-After wins when it is longer."""
+    """Exponential backoff with full jitter; a server's Retry-After wins when it is longer.
+
+    A Retry-After is trusted up to `max_retry_after` seconds, so one server's "come back in an
+    hour" cannot stall a scan for an hour.
+    """
 
     attempts: int = 6
     base: float = 0.5
     cap: float = 30.0
+    max_retry_after: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError("attempts must be at least 1")
+        if min(self.base, self.cap, self.max_retry_after) < 0:
+            raise ValueError("retry delays must be >= 0")
 
     def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
         backoff = rng.uniform(0, min(self.cap, self.base * 2**attempt))
-        return max(backoff, retry_after or 0.0)
+        return max(backoff, min(retry_after or 0.0, self.max_retry_after))
 
 
 async def with_retries(
-    call: Callable[[], Awaitable[T]], policy: RetryPolicy, rng: random.Random | None = None
+    call: Callable[[], Awaitable[T]],
+    policy: RetryPolicy,
+    rng: random.Random | None = None,
+    *,
+    limit: asyncio.Semaphore | None = None,
 ) -> T:
-    """Run `call`, retrying `TransientModelError` per `policy`; raise `ModelCallError` when spent."""
+    """Run `call`, retrying `TransientModelError` per `policy`; raise `ModelCallError` when spent.
+
+    `limit`, if given, is held for each attempt only, never while sleeping between attempts, so
+    a request waiting out a backoff leaves its concurrency slot to others.
+    """
     rng = rng or random.Random()
     for attempt in range(policy.attempts):
         try:
-            return await call()
+            if limit is None:
+                return await call()
+            async with limit:
+                return await call()
         except TransientModelError as exc:
             if attempt == policy.attempts - 1:
                 raise ModelCallError(f"gave up after {policy.attempts} attempts: {exc}") from exc
             await asyncio.sleep(policy.delay(attempt, exc.retry_after, rng))
     raise AssertionError("unreachable")
+
+
+class _Skipped(Exception):
+    """A queued batch not started because another batch of the same call already failed."""
 
 
 @dataclass
@@ -167,20 +194,43 @@ class Runner:
         for key in misses:
             self._inflight[key] = loop.create_future()
         batches = [misses[i : i + self.batch_size] for i in range(0, len(misses), self.batch_size)]
+        # After one batch fails for good, batches not yet started are skipped; those in flight run
+        # to their end, so everything they complete is cached before the error propagates.
+        failed = asyncio.Event()
         try:
-            for done in await asyncio.gather(
-                *(self._call_batch(kind, model_key, b, unique, backend_call) for b in batches)
-            ):
+            outcomes = await asyncio.gather(
+                *(self._call_batch(kind, model_key, b, unique, backend_call, failed) for b in batches),
+                return_exceptions=True,
+            )
+        except BaseException:  # this call itself was cancelled
+            self._settle(misses, None)
+            raise
+        errors = [o for o in outcomes if isinstance(o, BaseException)]
+        if errors:
+            # Probes awaiting these requests see the same error, not a CancelledError.
+            self._settle(misses, errors[0])
+            raise errors[0]
+        for done in outcomes:
+            if not isinstance(done, BaseException):
                 answers.update(done)
-        finally:
-            for key in misses:
-                future = self._inflight.pop(key, None)
-                if future is not None and not future.done():
-                    future.cancel()
+        self._settle(misses, None)
         for key, future in waiting.items():
             answers[key] = await future
             self.progress.advance(1, cached=True)
         return [result_type.model_validate_json(answers[k]) for k in keys]
+
+    def _settle(self, keys: Sequence[str], error: BaseException | None) -> None:
+        """Drop `keys` from the in-flight table; any still unanswered fail with `error` (or are
+        cancelled when this call was)."""
+        for key in keys:
+            future = self._inflight.pop(key, None)
+            if future is None or future.done():
+                continue
+            if error is None:
+                future.cancel()
+            else:
+                future.set_exception(error)
+                future.exception()  # marks it retrieved: nobody awaiting it is not an error
 
     async def _call_batch(
         self,
@@ -189,20 +239,44 @@ class Runner:
         batch: list[str],
         unique: dict[str, tuple[Req, str]],
         backend_call: Callable[[Sequence[Req]], Awaitable[Sequence[Res]]],
+        failed: asyncio.Event,
     ) -> dict[str, str]:
         reqs = [unique[k][0] for k in batch]
-        async with self._semaphore:
-            results = await with_retries(lambda: backend_call(reqs), self.retry, self._rng)
+
+        async def attempt() -> Sequence[Res]:
+            if failed.is_set():
+                raise _Skipped
+            return await backend_call(reqs)
+
+        try:
+            results = await with_retries(attempt, self.retry, self._rng, limit=self._semaphore)
+        except _Skipped:
+            return {}
+        except PartialBatchError as exc:
+            failed.set()
+            kept = {batch[i]: r for i, r in exc.completed.items() if 0 <= i < len(batch)}
+            self._complete(kind, model_key, kept, unique)
+            raise
+        except BaseException:
+            failed.set()
+            raise
         if len(results) != len(reqs):
+            failed.set()
             raise ModelCallError(f"backend returned {len(results)} results for {len(reqs)} requests")
-        self.stats.calls += len(reqs)
         self.stats.batches += 1
-        responses = {key: result.model_dump_json() for key, result in zip(batch, results, strict=True)}
+        return self._complete(kind, model_key, dict(zip(batch, results, strict=True)), unique)
+
+    def _complete(
+        self, kind: str, model_key: str, results: dict[str, BaseModel], unique: dict[str, tuple[Req, str]]
+    ) -> dict[str, str]:
+        """Cache completed results, then hand them to everyone awaiting them."""
+        responses = {key: result.model_dump_json() for key, result in results.items()}
+        self.stats.calls += len(responses)
         # Written before anyone sees the answer: a kill after this line loses nothing.
         self.cache.put_many((key, model_key, kind, unique[key][1], rj) for key, rj in responses.items())
         for key, response in responses.items():
             future = self._inflight.get(key)
             if future is not None and not future.done():
                 future.set_result(response)
-        self.progress.advance(len(batch))
+        self.progress.advance(len(responses))
         return responses

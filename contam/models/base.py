@@ -6,10 +6,15 @@ exactly; a backend translates them to and from its wire format and does nothing 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal, Protocol, runtime_checkable
+import asyncio
+from collections.abc import Awaitable, Mapping, Sequence
+from typing import Literal, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from contam.errors import ModelCallError, TransientModelError
+
+R = TypeVar("R", bound=BaseModel)
 
 DistributionSupport = Literal["exact", "approx_top_k", "none"]
 
@@ -143,3 +148,48 @@ class ModelClient(Protocol):
     async def score(self, requests: Sequence[ScoreRequest]) -> list[ScoreResult]: ...
 
     async def aclose(self) -> None: ...
+
+
+class PartialBatchError(ModelCallError):
+    """Some requests of a batch failed for good, others completed.
+
+    `completed` maps a request's index in the batch to its result, so the runner can cache
+    those before the error propagates; `failed` maps the other indices to their errors.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        completed: Mapping[int, BaseModel],
+        failed: Mapping[int, BaseException],
+    ) -> None:
+        super().__init__(message)
+        self.completed = dict(completed)
+        self.failed = dict(failed)
+
+
+async def gather_each(calls: Sequence[Awaitable[R]]) -> list[R]:
+    """Await every per-request call to its end, in order.
+
+    If some failed with a model-call error and others completed, raise `PartialBatchError`
+    carrying the completed results; if none completed, raise the first error itself. Any other
+    exception (a bug, an input error, a cancellation) propagates unchanged.
+    """
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    failed = {i: o for i, o in enumerate(outcomes) if isinstance(o, BaseException)}
+    if not failed:
+        return [o for o in outcomes if not isinstance(o, BaseException)]
+    for exc in failed.values():
+        if not isinstance(exc, ModelCallError | TransientModelError):
+            raise exc
+    first_index, first = min(failed.items())
+    completed = {i: o for i, o in enumerate(outcomes) if not isinstance(o, BaseException)}
+    if not completed:
+        raise first
+    raise PartialBatchError(
+        f"{len(failed)} of {len(outcomes)} requests failed ({len(completed)} completed and kept); "
+        f"request {first_index}: {first}",
+        completed=completed,
+        failed=failed,
+    ) from first

@@ -6,7 +6,9 @@ chat-only model. One wire request per model request, at most `concurrency` in fl
 server batches them itself and stays saturated.
 
 Each wire request is retried on its own (429, 5xx, timeouts, dropped connections) with
-exponential backoff and full jitter, and never sooner than a server's Retry-After. The API key
+exponential backoff and full jitter, and never sooner than a server's Retry-After (capped). When
+some requests of a batch fail for good, the others still finish and come back in a
+`PartialBatchError`, so the runner caches them. The API key
 is read from the environment variable the spec names and goes only into the Authorization header:
 never into the identity, a repr, a log line, an error message or a report.
 
@@ -14,7 +16,9 @@ Capabilities are detected when the client is built (GET /models, one tiny echo c
 declared. Over HTTP only the top-k alternatives per position are returned, so the distribution
 statistics are `approx_top_k`, and results say so.
 
-Spec options: `openai:NAME@URL?concurrency=16&batch=64&timeout=120&top_k=20&retries=6&chat=1`.
+Spec options: `openai:NAME@URL?concurrency=16&batch=64&timeout=120&top_k=20&chat=1`, and the retry
+policy `retries=6&retry_base=0.5&retry_cap=30&max_retry_after=60` (attempts, backoff seconds, and
+the longest Retry-After honoured).
 """
 
 from __future__ import annotations
@@ -39,13 +43,17 @@ from contam.models.base import (
     ScoreRequest,
     ScoreResult,
     TokenAlternative,
+    gather_each,
 )
 from contam.models.distribution import stats_from_logprobs
 from contam.models.identity import folder_fingerprint, tokenizer_fingerprint
 from contam.models.spec import ModelSpec
 from contam.runner import RetryPolicy, with_retries
 
-_OPTIONS = {"concurrency", "batch", "timeout", "top_k", "retries", "retry_base", "retry_cap", "chat"}
+_OPTIONS = {
+    "concurrency", "batch", "timeout", "top_k", "chat",
+    "retries", "retry_base", "retry_cap", "max_retry_after",
+}  # fmt: skip
 _TRANSIENT_STATUS = {408, 409, 425, 429}
 _PROBE_TEXT = "Hello world"
 
@@ -174,8 +182,8 @@ class OpenAIModel:
                 raise TransientModelError(f"{path}: response is not JSON") from exc
             return data
 
-        async with semaphore:
-            return await with_retries(attempt, self.retry, self._rng)
+        # The slot is held per attempt: a request sleeping out a backoff does not starve others.
+        return await with_retries(attempt, self.retry, self._rng, limit=semaphore)
 
     def _async_parts(self) -> tuple[Any, asyncio.Semaphore]:
         loop = asyncio.get_running_loop()
@@ -317,7 +325,7 @@ class OpenAIModel:
                 f"{self.name} at {self.base_url} returns no prompt log-probs "
                 "(chat-only or no echo); it cannot score text"
             )
-        return list(await asyncio.gather(*(self._score_one(r) for r in requests)))
+        return await gather_each([self._score_one(r) for r in requests])
 
     async def _score_one(self, request: ScoreRequest) -> ScoreResult:
         k = request.top_k
@@ -378,7 +386,7 @@ class OpenAIModel:
         )
 
     async def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResult]:
-        return list(await asyncio.gather(*(self._generate_one(r) for r in requests)))
+        return await gather_each([self._generate_one(r) for r in requests])
 
     async def _generate_one(self, request: GenerateRequest) -> GenerateResult:
         common: dict[str, Any] = {
@@ -477,6 +485,7 @@ def create(spec: ModelSpec) -> OpenAIModel:
             attempts=int(opts.get("retries", "6")),
             base=float(opts.get("retry_base", "0.5")),
             cap=float(opts.get("retry_cap", "30")),
+            max_retry_after=float(opts.get("max_retry_after", "60")),
         )
         chat_opt = opts.get("chat")
         return OpenAIModel(

@@ -16,12 +16,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from contam.cache import CallCache
 from contam.errors import ModelCallError
-from contam.models.base import GenerateRequest, ScoreRequest
+from contam.models.base import GenerateRequest, PartialBatchError, ScoreRequest
 from contam.models.distribution import stats_from_logprobs
 from contam.models.openai_http import OpenAIModel, create, parse_retry_after
 from contam.models.spec import ModelSpec
@@ -48,12 +50,17 @@ class Stub:
 
     script: list[str] = field(default_factory=list)
     then: str = "ok"
+    # Per prompt, faults served to that prompt's attempts first (then the shared script applies).
+    by_prompt: dict[str, list[str]] = field(default_factory=dict)
     completions_404: bool = False
     attempts: list[Attempt] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def next_fault(self) -> str:
+    def next_fault(self, prompt: Any = None) -> str:
         with self.lock:
+            own = self.by_prompt.get(prompt) if isinstance(prompt, str) else None
+            if own:
+                return own.pop(0)
             return self.script.pop(0) if self.script else self.then
 
 
@@ -105,7 +112,7 @@ def _handler(stub: Stub) -> type[BaseHTTPRequestHandler]:
                 self._answer(payload)  # capability detection: not part of the script
                 return
             stub.attempts.append(Attempt(self.path, payload, dict(self.headers), time.monotonic()))
-            fault = stub.next_fault()
+            fault = stub.next_fault(payload.get("prompt"))
             if fault == "429":
                 self._send(429, {"error": {"message": "slow down"}}, {"Retry-After": "1"})
             elif fault in ("500", "503"):
@@ -174,6 +181,57 @@ async def test_recovers_from_429_500_drop_once_per_attempt(stub: tuple[Stub, str
     # The backoff base is 10 ms: only the server's Retry-After explains a wait of a second.
     assert state.attempts[1].at - state.attempts[0].at >= 1.0
     await runner.aclose()
+
+
+async def test_a_request_waiting_out_retry_after_leaves_its_slot_to_others(stub: tuple[Stub, str]) -> None:
+    state, url = stub
+    state.by_prompt = {"The cat sat": ["429"]}  # Retry-After: 1
+    client = _client(url, concurrency=1)
+    first, second = await client.score([ScoreRequest(text="The cat sat"), ScoreRequest(text="A dog ran")])
+    assert len(first.logprobs) == 3 and len(second.logprobs) == 3
+    assert [a.payload["prompt"] for a in state.attempts] == ["The cat sat", "A dog ran", "The cat sat"]
+    # The only slot went to the second request while the first slept, not after.
+    assert state.attempts[1].at - state.attempts[0].at < 0.5
+    assert state.attempts[2].at - state.attempts[0].at >= 1.0
+    await client.aclose()
+
+
+async def test_retry_after_is_honoured_only_up_to_its_cap(stub: tuple[Stub, str]) -> None:
+    state, url = stub
+    state.script = ["429", "ok"]  # Retry-After: 1, capped to 0.1
+    client = _client(url, retry=RetryPolicy(attempts=3, base=0.0, cap=0.0, max_retry_after=0.1))
+    await client.score([ScoreRequest(text="The cat sat")])
+    assert len(state.attempts) == 2 and 0.05 <= state.attempts[1].at - state.attempts[0].at < 0.9
+    await client.aclose()
+    spec = ModelSpec.parse(f"openai:stub@{url}?retries=9&retry_cap=5&max_retry_after=7")
+    assert create(spec).retry == RetryPolicy(attempts=9, base=0.5, cap=5.0, max_retry_after=7.0)
+
+
+async def test_a_failing_request_does_not_throw_away_the_rest_of_its_batch(
+    stub: tuple[Stub, str], tmp_path: Path
+) -> None:
+    state, url = stub
+    texts = [f"The cat sat {i}" for i in range(6)]
+    state.by_prompt = {texts[2]: ["503"] * 3}  # exhausts its 3 attempts; the others succeed
+    path = tmp_path / "calls.sqlite"
+    retry = RetryPolicy(attempts=3, base=0.01, cap=0.02)
+    runner = Runner(_client(url, retry=retry), CallCache(path), batch_size=6)
+    with pytest.raises(PartialBatchError) as info:
+        await runner.score([ScoreRequest(text=t) for t in texts])
+    assert sorted(info.value.completed) == [0, 1, 3, 4, 5] and list(info.value.failed) == [2]
+    assert "1 of 6 requests failed" in str(info.value) and "3 attempts" in str(info.value)
+    assert len(runner.cache) == 5 and runner.stats.calls == 5
+    sent = len(state.attempts)
+    assert sent == 5 + 3
+    await runner.aclose()
+    runner.cache.close()
+
+    resumed = Runner(_client(url, retry=retry), CallCache(path), batch_size=6)
+    results = await resumed.score([ScoreRequest(text=t) for t in texts])
+    assert len(results) == 6
+    assert [a.payload["prompt"] for a in state.attempts[sent:]] == [texts[2]], "only the failed one is re-sent"
+    assert resumed.stats.cache_hits == 5 and resumed.stats.calls == 1
+    await resumed.aclose()
 
 
 async def test_timeout_is_retried(stub: tuple[Stub, str]) -> None:
