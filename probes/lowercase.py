@@ -3,7 +3,8 @@ log-likelihood of the lower-cased text to that of the text as published.
 
 Both are negative. Memorised text is likely only in its published casing, so its own
 log-likelihood is near zero while the lower-cased one is not: the ratio grows. Higher = more
-likely seen. A text without cased letters gives exactly 1.
+likely seen. A text without cased letters gives exactly 1. A text whose own log-likelihood is
+exactly 0 has no ratio and is reported unscored.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from contam.registry import register_probe
 from contam.results import ItemScore, UnscoredItem
 from contam.types import Item
 from probes.loss import LikelihoodProbe
+
+ZERO_LOGLIK = "the text's mean log-likelihood is 0 (every token certain): the ratio is undefined"
 
 
 @register_probe
@@ -31,7 +34,7 @@ class LowercaseProbe(LikelihoodProbe):
         plain, lower = results[: len(texts)], results[len(texts) :]
         scores = []
         for item, r, lo in zip(items, plain, lower, strict=True):
-            why = self.unscorable(r, lo)
+            why = self.unscorable(r, lo) or (ZERO_LOGLIK if r.mean == 0.0 else None)
             if why:
                 scores.append(self.item_score(item.id, 0.0, self.detail(r), unscorable=why))
                 continue

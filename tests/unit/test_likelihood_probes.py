@@ -21,6 +21,7 @@ from contam.scan import scan
 from contam.types import Benchmark, Item, Partition
 from probes._likelihood import lowest_fraction_mean, mink_pp_token_scores, zlib_bytes
 from probes.loss import NO_TOKENS
+from probes.lowercase import ZERO_LOGLIK
 from probes.min_k_pp import APPROX_NOTE
 
 
@@ -133,6 +134,23 @@ async def test_lowercase_is_ratio_of_lowercased_to_published_loglik() -> None:
     assert await run("lowercase", ["Hello World"], model) == [pytest.approx(3.0)]
     # No cased letters: the two texts are one request, the ratio exactly 1.
     assert await run("lowercase", ["a b c"], MockModel()) == [1.0]
+
+
+async def test_lowercase_of_a_text_with_zero_loglik_is_unscored_not_a_division_error() -> None:
+    model = MockModel(
+        score_script={
+            "Certain Text": scripted((0.0, 0.0)),  # every token has probability 1
+            "certain text": scripted((-1.0, -2.0)),
+            "Other Text": scripted((-1.0, -1.0)),
+            "other text": scripted((-2.0, -2.0)),
+        }
+    )
+    probe = get_probe("lowercase")()
+    result = await probe.run(part("p", ["Certain Text", "Other Text"]), Runner(model), ProbeContext("b"))
+    assert [(u.id, u.reason) for u in result.unscored] == [("p0", ZERO_LOGLIK)]
+    assert [(s.id, s.score) for s in result.items] == [("p1", 2.0)]
+    assert result.mean == 2.0
+    assert any(n.startswith("1 of 2 items could not be scored") and ZERO_LOGLIK in n for n in result.notes)
 
 
 _REF_CALLS: list[str] = []
