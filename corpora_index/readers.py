@@ -1,19 +1,21 @@
 """Corpus readers: JSONL (plain, .gz, .zst), Parquet, and folders of text files.
 
-Every reader yields `Document(id, text)`. A corrupt line, row or file is reported with its location:
-with `on_error="fail"` (the default) as an `InputError`, with `on_error="skip"` as a
-`CorpusProblem` appended to the caller's list while the scan goes on. Nothing stops a scan silently.
+Every reader yields `Document(id, text)`. A corrupt line, row or file is reported with its location
+(JSONL lines and Parquet rows both count from 1): with `on_error="fail"` (the default) as an
+`InputError`, with `on_error="skip"` as a `CorpusProblem` appended to the caller's list while the
+scan goes on. JSONL is read as bytes and decoded line by line, so one bad byte costs one line, and a
+truncated .gz or .zst is reported where it ends. Nothing stops a scan silently.
 """
 
 from __future__ import annotations
 
 import gzip
-import io
 import json
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Literal
+from typing import Literal
 
 from contam.errors import InputError
 from corpora_index.report import CorpusProblem
@@ -95,58 +97,129 @@ def plan_shards(sources: Sequence[Source], target_bytes: int) -> list[tuple[Sour
 
 
 def _problem(
-    options: ReaderOptions, problems: list[CorpusProblem], path: str, line: int | None, message: str
+    options: ReaderOptions,
+    problems: list[CorpusProblem],
+    path: str,
+    message: str,
+    *,
+    line: int | None = None,
+    row: int | None = None,
 ) -> None:
     if options.on_error == "fail":
         raise InputError(
-            f"corrupt corpus input: {message} (use --on-error skip to skip it)", path=path, line=line
+            f"corrupt corpus input: {message} (use --on-error skip to skip it)", path=path, line=line, row=row
         )
-    problems.append(CorpusProblem(path=path, line=line, message=message))
+    problems.append(CorpusProblem(path=path, line=line, row=row, message=message))
 
 
-def _open_text(path: str) -> IO[str]:
+_CHUNK = 1 << 20
+
+
+def _plain_chunks(path: str) -> Iterator[bytes]:
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            yield chunk
+
+
+def _gzip_chunks(path: str) -> Iterator[bytes]:
+    # GzipFile reads concatenated members and raises EOFError on a truncated one
+    with gzip.open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            yield chunk
+
+
+def _zstd_chunks(path: str) -> Iterator[bytes]:
+    try:
+        import zstandard
+    except ImportError as exc:
+        raise InputError("reading .zst needs zstandard: pip install 'contam[index]'", path=path) from exc
+    dctx = zstandard.ZstdDecompressor()
+    with open(path, "rb") as fh:
+        dobj = dctx.decompressobj()
+        started = False
+        while raw := fh.read(_CHUNK):
+            while raw:
+                started = True
+                try:
+                    out = dobj.decompress(raw)
+                except zstandard.ZstdError as exc:
+                    raise OSError(f"corrupt .zst data: {exc}") from exc
+                if out:
+                    yield out
+                raw = dobj.unused_data if dobj.eof else b""
+                if dobj.eof:  # concatenated frames: a fresh decompressor for the next one
+                    dobj, started = dctx.decompressobj(), False
+        # stream_reader would end quietly inside a truncated frame; say so instead
+        if started and not dobj.eof:
+            raise EOFError("the .zst stream ends inside a frame (truncated file)")
+
+
+def _chunks(path: str) -> Iterator[bytes]:
     lower = path.lower()
     if lower.endswith(".gz"):
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
+        return _gzip_chunks(path)
     if lower.endswith(".zst"):
-        try:
-            import zstandard
-        except ImportError as exc:
-            raise InputError("reading .zst needs zstandard: pip install 'contam[index]'", path=path) from exc
-        raw = zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True)  # noqa: SIM115
-        return io.TextIOWrapper(raw, encoding="utf-8")
-    return open(path, encoding="utf-8")
+        return _zstd_chunks(path)
+    return _plain_chunks(path)
+
+
+def _lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Lines split at b"\\n" only (JSONL's separator), newline removed; a long line is joined once."""
+    pending: list[bytes] = []
+    for chunk in chunks:
+        if b"\n" not in chunk:
+            pending.append(chunk)
+            continue
+        parts = chunk.split(b"\n")
+        if pending:
+            pending.append(parts[0])
+            parts[0] = b"".join(pending)
+            pending = []
+        pending.append(parts.pop())
+        yield from parts
+    if pending and (last := b"".join(pending)):
+        yield last
 
 
 def read_jsonl(source: Source, options: ReaderOptions, problems: list[CorpusProblem]) -> Iterator[Document]:
+    """Lines are decoded one by one, so a line that is not UTF-8 is reported alone, by its number."""
     line_no = 0
     try:
-        with _open_text(source.path) as fh:
-            for line_no, line in enumerate(fh, start=1):  # line_no is read after the loop
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    _problem(options, problems, source.path, line_no, f"invalid JSON: {exc.msg}")
-                    continue
-                text = row.get(options.text_field) if isinstance(row, dict) else None
-                if not isinstance(text, str):
-                    _problem(
-                        options, problems, source.path, line_no, f"no string field {options.text_field!r}"
-                    )
-                    continue
-                doc_id = f"{source.path}:{line_no}"
-                if options.id_field is not None and row.get(options.id_field) is not None:
-                    doc_id = str(row[options.id_field])
-                yield Document(doc_id, text)
-    except (OSError, EOFError, UnicodeDecodeError, ValueError) as exc:
-        # a truncated .gz/.zst or undecodable bytes: the rest of this file is unreadable
+        for line_no, raw in enumerate(_lines(_chunks(source.path)), start=1):
+            if not raw.strip():
+                continue
+            if line_no == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]  # a UTF-8 byte-order mark
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                _problem(
+                    options, problems, source.path, f"not UTF-8 (byte {exc.start} of the line)", line=line_no
+                )
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                _problem(options, problems, source.path, f"invalid JSON: {exc.msg}", line=line_no)
+                continue
+            text = row.get(options.text_field) if isinstance(row, dict) else None
+            if not isinstance(text, str):
+                message = f"no string field {options.text_field!r}"
+                _problem(options, problems, source.path, message, line=line_no)
+                continue
+            doc_id = f"{source.path}:{line_no}"
+            if options.id_field is not None and row.get(options.id_field) is not None:
+                doc_id = str(row[options.id_field])
+            yield Document(doc_id, text)
+    except (OSError, EOFError, zlib.error) as exc:
+        # a truncated or corrupt .gz/.zst: the rest of this file is unreadable
         where = line_no + 1 if line_no else None
-        _problem(options, problems, source.path, where, f"unreadable file: {exc}")
+        _problem(options, problems, source.path, f"unreadable from here on: {exc}", line=where)
 
 
 def read_parquet(source: Source, options: ReaderOptions, problems: list[CorpusProblem]) -> Iterator[Document]:
+    """Rows count from 1, in document ids (`path#N`) and error messages (`row N`) alike."""
+    row = 0  # rows read so far
     try:
         import pyarrow.parquet as pq
 
@@ -154,25 +227,26 @@ def read_parquet(source: Source, options: ReaderOptions, problems: list[CorpusPr
         columns = [options.text_field] + ([options.id_field] if options.id_field else [])
         missing = [c for c in columns if c not in pf.schema_arrow.names]
         if missing:
-            _problem(options, problems, source.path, None, f"no column {missing[0]!r}")
+            _problem(options, problems, source.path, f"no column {missing[0]!r}")
             return
-        row = 0
         for batch in pf.iter_batches(columns=columns, batch_size=4096):
             texts = batch.column(0).to_pylist()
             ids = batch.column(1).to_pylist() if options.id_field else None
             for i, text in enumerate(texts):
+                row += 1
                 if isinstance(text, str):
                     doc_id = str(ids[i]) if ids is not None and ids[i] is not None else f"{source.path}#{row}"
                     yield Document(doc_id, text)
                 else:
+                    kind = "null" if text is None else type(text).__name__
                     _problem(
-                        options, problems, source.path, row, f"row {row}: {options.text_field!r} is not text"
+                        options, problems, source.path, f"{options.text_field!r} is {kind}, not text", row=row
                     )
-                row += 1
     except InputError:
         raise
     except Exception as exc:  # pyarrow raises several types for a corrupt file
-        _problem(options, problems, source.path, None, f"unreadable Parquet file: {exc}")
+        where = row + 1 if row else None
+        _problem(options, problems, source.path, f"unreadable Parquet data: {exc}", row=where)
 
 
 def read_text(source: Source, options: ReaderOptions, problems: list[CorpusProblem]) -> Iterator[Document]:
@@ -180,9 +254,9 @@ def read_text(source: Source, options: ReaderOptions, problems: list[CorpusProbl
         data = Path(source.path).read_bytes()
         yield Document(source.path, data.decode("utf-8"))
     except UnicodeDecodeError as exc:
-        _problem(options, problems, source.path, None, f"not UTF-8 text (byte {exc.start})")
+        _problem(options, problems, source.path, f"not UTF-8 text (byte {exc.start})")
     except OSError as exc:
-        _problem(options, problems, source.path, None, f"unreadable file: {exc}")
+        _problem(options, problems, source.path, f"unreadable file: {exc}")
 
 
 def read_source(source: Source, options: ReaderOptions, problems: list[CorpusProblem]) -> Iterator[Document]:

@@ -31,7 +31,9 @@ class Span(_Frozen):
 
 
 class DocumentMatch(_Frozen):
-    id: str = Field(description="corpus document id (file path, path:line for JSONL, path#row for Parquet)")
+    id: str = Field(
+        description="corpus document id: file path, path:line for JSONL, path#row for Parquet (from 1)"
+    )
     spans: tuple[Span, ...]
 
 
@@ -62,10 +64,11 @@ class ItemOverlap(_Frozen):
 
 
 class CorpusProblem(_Frozen):
-    """A corrupt corpus line or file that was skipped (with --on-error skip)."""
+    """A corrupt corpus line, row or file that was skipped (with --on-error skip)."""
 
     path: str
-    line: int | None = None
+    line: int | None = Field(default=None, description="JSONL line, counted from 1")
+    row: int | None = Field(default=None, description="Parquet row, counted from 1")
     message: str
 
 
