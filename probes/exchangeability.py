@@ -88,7 +88,7 @@ class ExchangeabilityProbe(Probe):
             sequences.append(p.separator.join(shard))
             for _ in range(p.permutations):
                 sequences.append(p.separator.join(shard[i] for i in rng.permutation(len(shard))))
-        logliks = await self._logliks(sequences, model)
+        logliks, bos = await self._logliks(sequences, model)
         per = p.permutations + 1
         canonical = [logliks[s * per] for s in range(shards)]
         permuted = [logliks[s * per + 1 : (s + 1) * per] for s in range(shards)]
@@ -96,10 +96,15 @@ class ExchangeabilityProbe(Probe):
         diffs = [c - float(np.mean(row)) for c, row in zip(canonical, permuted, strict=True)]
         mean, interval = mean_ci(diffs)
         sizes = [end - start for start, end in bounds]
+        said = "yes" if bos == {True} else "no" if bos == {False} else "for some windows only"
         notes.append(
             f"{shards} shards of {min(sizes)}-{max(sizes)} examples in published order, {p.permutations} "
             f"permutations each; statistic = canonical - mean permuted log-likelihood per shard (nats); "
-            f"BOS prepended to each window: {'yes' if p.add_bos else 'no'}; no chat template"
+            f"BOS prepended to each window: {said}; no chat template"
+        )
+        notes.append(
+            f"context_len {p.context_len} and stride {p.stride} are in characters, not tokens as in "
+            "the official code (probes see text, not token ids)"
         )
         return ProbeResult(
             probe=self.name,
@@ -117,8 +122,10 @@ class ExchangeabilityProbe(Probe):
             notes=tuple(notes),
         )
 
-    async def _logliks(self, sequences: Sequence[str], model: ModelClient) -> list[float]:
-        """Total log-likelihood of each sequence, windowed; one runner call for every window."""
+    async def _logliks(self, sequences: Sequence[str], model: ModelClient) -> tuple[list[float], set[bool]]:
+        """Total log-likelihood of each sequence, windowed, and the windows' BOS flags as the
+        backend reports them (a tokenizer may have no BOS to prepend); one runner call for all.
+        """
         plan: list[list[Window]] = [
             windows(len(s), self.params.context_len, self.params.stride) for s in sequences
         ]
@@ -127,5 +134,6 @@ class ExchangeabilityProbe(Probe):
             for s, ws in zip(sequences, plan, strict=True)
             for w in ws
         ]
-        results = iter(await model.score(requests))
-        return [sum(window_loglik(w, next(results)) for w in ws) for ws in plan]
+        answers = await model.score(requests)
+        results = iter(answers)
+        return [sum(window_loglik(w, next(results)) for w in ws) for ws in plan], {r.bos for r in answers}

@@ -108,3 +108,27 @@ async def test_same_seed_same_answer_and_calls_are_cached() -> None:
     second = await probe.run(part("t", QUESTIONS), runner, ProbeContext("b", seed=3))
     assert first.statistic == second.statistic
     assert runner.stats.calls == sent, "the second run was answered entirely from the cache"
+
+
+class _NoBos(MockModel):
+    """A tokenizer without a BOS token: asked to prepend one, the backend prepends nothing."""
+
+    async def score(self, requests):  # type: ignore[no-untyped-def]
+        return await super().score([r.model_copy(update={"add_bos": False}) for r in requests])
+
+
+async def test_bos_note_reports_what_the_backend_did_not_what_was_asked() -> None:
+    probe = get_probe("exchangeability").from_options({"shards": 2, "permutations": 2})
+    result = await probe.run(part("t", QUESTIONS[:8]), Runner(_NoBos()), ProbeContext("b"))
+    assert result.params["add_bos"] is True
+    assert any("BOS prepended to each window: no;" in n for n in result.notes)
+    plain = await probe.run(part("t", QUESTIONS[:8]), Runner(MockModel()), ProbeContext("b"))
+    assert any("BOS prepended to each window: yes;" in n for n in plain.notes)
+
+
+async def test_notes_say_windows_are_measured_in_characters() -> None:
+    probe = get_probe("exchangeability").from_options(
+        {"shards": 2, "permutations": 2, "context_len": 64, "stride": 32}
+    )
+    result = await probe.run(part("t", QUESTIONS[:8]), Runner(MockModel()), ProbeContext("b"))
+    assert any("context_len 64 and stride 32 are in characters, not tokens" in n for n in result.notes)
