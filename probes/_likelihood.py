@@ -60,11 +60,15 @@ def shard_bounds(n: int, shards: int) -> list[tuple[int, int]]:
     return bounds
 
 
-def sharded_t_test(canonical: Sequence[float], permuted: Sequence[Sequence[float]]) -> tuple[float, float]:
+def sharded_t_test(
+    canonical: Sequence[float], permuted: Sequence[Sequence[float]], *, exact_t: bool = False
+) -> tuple[float, float]:
     """One-sided t-test across shards that canonical log-likelihood exceeds the permuted mean.
 
-    Exactly the official statistic: z = mean(d) / std(d) * sqrt(m) with the population std
-    (numpy's default), p = 1 - T_{m-1}(z). Returns (z, p).
+    By default exactly the official statistic: z = mean(d) / std(d) * sqrt(m) with the population
+    std (numpy's default, ddof=0), p = 1 - T_{m-1}(z); that z is the t statistic inflated by
+    sqrt(m / (m - 1)), so p is slightly too small for few shards (see `official_t_size`).
+    `exact_t` uses the sample std (ddof=1): the one-sample t test. Returns (z, p).
     """
     from scipy.stats import t as tdist
 
@@ -73,7 +77,7 @@ def sharded_t_test(canonical: Sequence[float], permuted: Sequence[Sequence[float
     if canon.ndim != 1 or perm.shape[0] != canon.shape[0] or canon.size < 2:
         raise ValueError("need one canonical value and a row of permuted values for each of >= 2 shards")
     diffs = canon - perm.mean(axis=1)
-    sd = float(diffs.std())
+    sd = float(diffs.std(ddof=1 if exact_t else 0))
     if sd == 0.0:
         # Identical differences (all zero when order cannot matter): the t statistic is undefined;
         # p = 1 for no evidence keeps the false-positive guarantee.
@@ -81,6 +85,16 @@ def sharded_t_test(canonical: Sequence[float], permuted: Sequence[Sequence[float
         return (math.inf, 0.0) if mean > 0 else (0.0 if mean == 0 else -math.inf, 1.0)
     z = float(diffs.mean()) / sd * math.sqrt(diffs.size)
     return z, float(tdist.sf(z, df=diffs.size - 1))
+
+
+def official_t_size(shards: int, alpha: float = 0.05) -> float:
+    """The real false-positive rate of the official (ddof=0) statistic at nominal `alpha`, for
+    normal shard differences: P(T_{m-1} > t_crit * sqrt((m - 1) / m)).
+    """
+    from scipy.stats import t as tdist
+
+    df = shards - 1
+    return float(tdist.sf(tdist.isf(alpha, df) * math.sqrt(df / shards), df))
 
 
 @dataclass(frozen=True, slots=True)

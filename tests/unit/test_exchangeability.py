@@ -7,6 +7,7 @@ import json
 import math
 
 import pytest
+from scipy import stats as sps
 
 from contam.models.base import ScoreResult
 from contam.models.mock import MockModel
@@ -14,7 +15,14 @@ from contam.probe import ProbeContext
 from contam.registry import get_probe
 from contam.runner import Runner
 from contam.types import Item, Partition
-from probes._likelihood import Window, shard_bounds, sharded_t_test, window_loglik, windows
+from probes._likelihood import (
+    Window,
+    official_t_size,
+    shard_bounds,
+    sharded_t_test,
+    window_loglik,
+    windows,
+)
 
 
 def part(name: str, texts: list[str]) -> Partition:
@@ -38,6 +46,22 @@ def test_t_test_matches_the_official_statistic_by_hand() -> None:
     assert sharded_t_test([0.0, 0.0, 0.0], [[1.0], [2.0], [1.5]])[1] > 0.95
     # No order effect at all: no evidence.
     assert sharded_t_test([1.0, 2.0], [[1.0], [2.0]]) == (0.0, 1.0)
+
+
+def test_exact_t_uses_the_sample_std() -> None:
+    # diffs = (1, 1, 2): sample std sqrt(1/3), t = (4/3) / sqrt(1/3) * sqrt(3) = 4.
+    t, p = sharded_t_test([1.0, 2.0, 3.0], [[0.0, 0.0], [1.0, 1.0], [0.0, 2.0]], exact_t=True)
+    assert t == pytest.approx(4.0)
+    assert p == pytest.approx((1 - 4 / math.sqrt(18)) / 2)
+    assert p == pytest.approx(sps.ttest_1samp([1.0, 1.0, 2.0], 0.0, alternative="greater").pvalue)
+    official, _ = sharded_t_test([1.0, 2.0, 3.0], [[0.0, 0.0], [1.0, 1.0], [0.0, 2.0]])
+    assert official == pytest.approx(t * math.sqrt(3 / 2))
+
+
+def test_official_statistic_size_for_few_shards() -> None:
+    assert official_t_size(8) == pytest.approx(0.06, abs=0.002)
+    assert 0.065 < official_t_size(4) < official_t_size(2) < 0.072
+    assert official_t_size(200) == pytest.approx(0.05, abs=0.001)
 
 
 def test_windows_count_every_position_once() -> None:
@@ -132,3 +156,25 @@ async def test_notes_say_windows_are_measured_in_characters() -> None:
     )
     result = await probe.run(part("t", QUESTIONS[:8]), Runner(MockModel()), ProbeContext("b"))
     assert any("context_len 64 and stride 32 are in characters, not tokens" in n for n in result.notes)
+
+
+async def test_few_shards_note_the_approximate_p_value_unless_exact_t() -> None:
+    official = get_probe("exchangeability").from_options({"shards": 4, "permutations": 3})
+    result = await official.run(part("t", QUESTIONS), Runner(MockModel()), ProbeContext("b"))
+    assert any(
+        n.startswith("p-value approximate and slightly anti-conservative: with 4 shards")
+        for n in result.notes
+    )
+    exact = get_probe("exchangeability").from_options({"shards": 4, "permutations": 3, "exact_t": True})
+    strict = await exact.run(part("t", QUESTIONS), Runner(MockModel()), ProbeContext("b"))
+    assert strict.params["exact_t"] is True
+    assert not any("approximate" in n for n in strict.notes)
+    assert any("one-sample t test" in n for n in strict.notes)
+    assert result.statistic is not None and strict.statistic is not None
+    assert result.statistic.p_value is not None and strict.statistic.p_value is not None
+    # Same shards and permutations (same seed): only the std differs, and ddof=1 is the larger p.
+    assert strict.statistic.value == pytest.approx(result.statistic.value * math.sqrt(3 / 4))
+    assert strict.statistic.p_value >= result.statistic.p_value
+    many = get_probe("exchangeability").from_options({"shards": 24, "permutations": 1, "min_shard_size": 2})
+    wide = await many.run(part("t", QUESTIONS * 2), Runner(MockModel()), ProbeContext("b"))
+    assert wide.params["shards_used"] == 24 and not any("approximate" in n for n in wide.notes)
