@@ -9,10 +9,13 @@ On disk (format `contam-corpus-index`, version in `index.json` beside the finger
         post_doc.npy ...      uint32 postings: document, word position, character start and end
         docs.txt, docs_offsets.npy   document ids (JSON strings, one a line) and their byte offsets,
                               so a query reads only the ids it hit
-        shard.json            the shard's source files and counts (written last: marks it complete)
+        shard.json            the shard's source files (path, kind, size, mtime_ns) and counts
+                              (written last: marks it complete)
 
 A killed build leaves at most a `shard-NNNNN.tmp` folder, which the next run removes and redoes;
-finished shards are kept, so re-running the same command resumes. No pickle anywhere.
+finished shards are kept, so re-running the same command resumes. A finished shard is reused only
+while its files keep their path, kind, size and modification time, so an edited file is re-indexed
+even when its size did not change. No pickle anywhere.
 """
 
 from __future__ import annotations
@@ -63,6 +66,19 @@ def _plan_json(shards: Sequence[tuple[Source, ...]]) -> list[list[dict[str, Any]
     return [[{"path": s.path, "kind": s.kind, "size": s.size} for s in shard] for shard in shards]
 
 
+def _files_json(shard: Sequence[Source]) -> list[dict[str, Any]]:
+    """What a finished shard must still match to be reused: the plan's entries plus mtime_ns."""
+    return [{"path": s.path, "kind": s.kind, "size": s.size, "mtime_ns": s.mtime_ns} for s in shard]
+
+
+def _finished(folder: Path, shard: Sequence[Source]) -> bool:
+    try:
+        meta = json.loads((folder / "shard.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return False
+    return bool(meta.get("files") == _files_json(shard))
+
+
 def build_index(
     corpus: Sequence[Source],
     out: str | Path,
@@ -107,14 +123,15 @@ def build_index(
     built = reused = 0
     for i, shard in enumerate(shards):
         final = root / f"shard-{i:05d}"
-        if (final / "shard.json").is_file():
+        if _finished(final, shard):
             reused += 1
             if on_source is not None:
                 for source in shard:
                     on_source(source)
             continue
         tmp = root / f"shard-{i:05d}.tmp"
-        for stale in (tmp, final):  # a folder without shard.json is a leftover of a killed run
+        # a folder without shard.json is a leftover of a killed run; one with other files' mtimes is stale
+        for stale in (tmp, final):
             if stale.exists():
                 shutil.rmtree(stale)
         tmp.mkdir()
@@ -199,6 +216,7 @@ def _build_shard(
         out / "shard.json",
         {
             "sources": [s.path for s in shard],
+            "files": _files_json(shard),
             "documents": len(doc_ids),
             "bytes": total_bytes,
             "ngrams": int(sorted_keys.shape[0]),

@@ -35,11 +35,13 @@ class Document:
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """One corpus file. `size` is its size on disk, for planning shards and progress."""
+    """One corpus file. `size` is its size on disk, for planning shards and progress; `mtime_ns`
+    tells a persistent index that a file was edited (same path, same size, other content)."""
 
     path: str
     kind: SourceKind
     size: int
+    mtime_ns: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,12 +74,17 @@ def expand_sources(paths: Sequence[str | Path], options: ReaderOptions = DEFAULT
         path = Path(raw)
         if path.is_dir():
             files = sorted(p for p in path.glob(options.glob) if p.is_file())
-            out.extend(Source(str(p), source_kind(p), p.stat().st_size) for p in files)
+            out.extend(_source(p) for p in files)
         elif path.is_file():
-            out.append(Source(str(path), source_kind(path), path.stat().st_size))
+            out.append(_source(path))
         else:
             raise InputError("corpus path does not exist", path=str(path))
     return out
+
+
+def _source(path: Path) -> Source:
+    st = path.stat()
+    return Source(str(path), source_kind(path), st.st_size, st.st_mtime_ns)
 
 
 def plan_shards(sources: Sequence[Source], target_bytes: int) -> list[tuple[Source, ...]]:

@@ -4,6 +4,10 @@ Many scan workers (processes, Ray tasks, machines) then share one LSH instead of
 its own. Keys are bytes and `prepickle=False`, so nothing in Redis is pickled. The Redis key prefix
 (`basename`) is derived from the index fingerprint and the benchmark's items, so two benchmarks, or
 two settings, never share buckets.
+
+A publish writes a completion marker (`basename:complete`) after the last piece; an LSH without it
+(a publish that was killed part way) is cleared and rebuilt, never trusted. Two publishers racing on
+the same empty basename both rebuild it; neither trusts the other's half.
 """
 
 from __future__ import annotations
@@ -50,6 +54,11 @@ def basename(index: BenchmarkIndex) -> bytes:
     return b"contam:lsh:" + digest.hexdigest()[:24].encode()
 
 
+def marker_key(index: BenchmarkIndex) -> bytes:
+    """Written last by `publish`; datasketch's own keys are `basename_...`, so it never collides."""
+    return basename(index) + b":complete"
+
+
 def storage_config(index: BenchmarkIndex, target: RedisTarget) -> dict[str, Any]:
     return {
         "type": "redis",
@@ -67,9 +76,32 @@ def publish(index: BenchmarkIndex, target: RedisTarget) -> BenchmarkIndex:
     _require_redis()
     if index.near is None:
         raise InputError("a Redis LSH needs the MinHash tier (drop --no-minhash)", field="--redis")
+    import redis
+
     config = storage_config(index, target)
-    lsh = index.near.make_lsh(config)
-    # the basename is content-derived, so an LSH already there is this one: skip re-inserting
-    if lsh.is_empty():
-        index.near.insert_into(lsh)
+    client = redis.Redis(host=target.host, port=target.port, db=target.db)
+    try:
+        marker = marker_key(index)
+        # the basename is content-derived, so a complete LSH already there is this one: reuse it
+        if not client.exists(marker):
+            _clear(client, basename(index))
+            lsh = index.near.make_lsh(config)
+            index.near.insert_into(lsh)
+            client.set(marker, str(index.near.piece_item.shape[0]))
+    except redis.ConnectionError as exc:
+        raise BackendUnavailable(f"cannot reach Redis at {target.host}:{target.port}: {exc}") from exc
+    finally:
+        client.close()
     return BenchmarkIndex(index.settings, index.items, index.exact, index.near, lsh_storage=config)
+
+
+def _clear(client: Any, prefix: bytes) -> None:
+    """Delete what a killed publish left under `prefix` (datasketch's keys are `prefix_...`)."""
+    batch: list[bytes] = []
+    for key in client.scan_iter(match=prefix + b"_*", count=1000):
+        batch.append(key)
+        if len(batch) >= 1000:
+            client.delete(*batch)
+            batch = []
+    if batch:
+        client.delete(*batch)

@@ -13,7 +13,7 @@ import pytest
 
 from corpora_index import BenchmarkIndex, ShardTask, expand_sources, finalize, run_local
 from corpora_index.readers import ReaderOptions, plan_shards
-from corpora_index.redis_lsh import RedisTarget, basename, publish
+from corpora_index.redis_lsh import RedisTarget, basename, marker_key, publish, storage_config
 from tests.fixtures.overlap_planted import build_planted
 
 pytestmark = pytest.mark.integration
@@ -88,3 +88,36 @@ def test_redis_lsh_gives_the_in_memory_results(redis_url: str, tmp_path: Path) -
     before = client.dbsize()
     publish(index, RedisTarget.parse(redis_url))
     assert client.dbsize() == before
+
+
+def test_a_partly_published_lsh_is_cleared_and_rebuilt(redis_url: str, tmp_path: Path) -> None:
+    import redis
+
+    from corpora_index.minhash import lean_minhash
+
+    planted = build_planted(tmp_path / "corpus", corpus_bytes=600_000, per_form=2, clean=4)
+    index = BenchmarkIndex.build(planted.items)
+    assert index.near is not None
+    sources = expand_sources([planted.corpus])
+    tasks = [ShardTask(s, ReaderOptions(), True, 1 << 20) for s in plan_shards(sources, 200 << 10)]
+    local = finalize(index, run_local(index, tasks))
+
+    # a publish killed part way: some pieces in, a stray key, no completion marker
+    target = RedisTarget.parse(redis_url)
+    client = redis.Redis.from_url(redis_url)
+    client.delete(marker_key(index))
+    half = index.near.make_lsh(storage_config(index, target))
+    pieces = index.near.piece_item.shape[0]
+    with half.insertion_session() as session:
+        for p in range(pieces // 3):
+            session.insert(index.near.piece_key(p), lean_minhash(index.near.mh, index.near.piece_sigs[p]))
+        session.insert(b"stray", lean_minhash(index.near.mh, index.near.piece_sigs[0]))
+    keys_hash = basename(index) + b"_keys"
+    assert client.hexists(keys_hash, b"stray") and not client.exists(marker_key(index))
+
+    shared = publish(index, target)
+    assert client.exists(marker_key(index))
+    assert not client.hexists(keys_hash, b"stray")
+    assert client.hlen(keys_hash) == pieces
+    remote = finalize(shared, run_local(BenchmarkIndex.from_bytes(shared.to_bytes()), tasks))
+    assert remote == local
