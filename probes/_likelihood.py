@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from contam.errors import ModelCallError
 from contam.models.base import ScoreResult
 
 
@@ -120,14 +121,28 @@ def windows(length: int, context: int, stride: int) -> list[Window]:
     return out
 
 
-def window_loglik(window: Window, result: ScoreResult) -> float:
+def window_loglik(window: Window, result: ScoreResult, text: str | None = None) -> float:
     """Sum of the log-probs of the window's tokens that start at or after `count_from`.
 
     Tokens join back into the scored text (backends report them so), which gives their offsets;
     without a BOS the first token has no log-prob, so offsets are counted from the text's end.
+    Token texts that do not join back (a tokenizer that normalises text or drops spaces when
+    decoding one token) would shift every offset, so they raise `ModelCallError`; `text`, the
+    window's text, makes the check exact rather than by length only.
     """
     piece_len = window.end - window.start
-    offset = window.start + piece_len - sum(len(t) for t in result.tokens)
+    joined = "".join(result.tokens)
+    # Without a BOS the unscored first token is missing, so the tokens cover only a suffix.
+    fits = len(joined) == piece_len if result.bos else len(joined) <= piece_len
+    if fits and text is not None:
+        fits = joined == text if result.bos else text.endswith(joined)
+    if not fits or (text is not None and len(text) != piece_len):
+        raise ModelCallError(
+            f"tokenizer mismatch: the {len(result.tokens)} token texts join to {len(joined)} characters "
+            f"({joined[:40]!r}...), not the scored window's {piece_len} ({(text or '')[:40]!r}...); "
+            "windowed log-likelihoods need token texts that join back into the text"
+        )
+    offset = window.start + piece_len - len(joined)
     total = 0.0
     for token, lp in zip(result.tokens, result.logprobs, strict=True):
         if offset >= window.count_from:

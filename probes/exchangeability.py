@@ -30,6 +30,7 @@ from collections.abc import Sequence
 import numpy as np
 from pydantic import Field
 
+from contam.errors import ModelCallError
 from contam.models.base import ModelClient, ScoreRequest
 from contam.probe import Probe, ProbeContext, ProbeParams
 from contam.registry import register_probe
@@ -165,5 +166,11 @@ class ExchangeabilityProbe(Probe):
             for w in ws
         ]
         answers = await model.score(requests)
+        texts = iter(r.text for r in requests)
         results = iter(answers)
-        return [sum(window_loglik(w, next(results)) for w in ws) for ws in plan], {r.bos for r in answers}
+        try:
+            logliks = [sum(window_loglik(w, next(results), next(texts)) for w in ws) for ws in plan]
+        except ModelCallError as exc:
+            who = f"model {model.identity.name!r} (tokenizer {model.identity.tokenizer or 'unknown'})"
+            raise ModelCallError(f"{who}: {exc}") from exc
+        return logliks, {r.bos for r in answers}

@@ -9,6 +9,7 @@ import math
 import pytest
 from scipy import stats as sps
 
+from contam.errors import ModelCallError
 from contam.models.base import ScoreResult
 from contam.models.mock import MockModel
 from contam.probe import ProbeContext
@@ -77,6 +78,40 @@ def test_window_loglik_counts_tokens_from_the_previous_windows_end() -> None:
     # Without BOS the first token is not scored: offsets run back from the window's end.
     r = ScoreResult(tokens=("e", "f"), logprobs=(-2.0, -4.0), bos=False)
     assert window_loglik(Window(2, 6, 5), r) == -4.0
+
+
+def test_window_loglik_refuses_token_texts_that_do_not_join_back() -> None:
+    ok = ScoreResult(tokens=("cd", "e", "f"), logprobs=(-1.0, -2.0, -4.0), bos=True)
+    assert window_loglik(Window(2, 6, 4), ok, "cdef") == -6.0
+    # A decoder that drops a leading space per token ("c d" scored, "c" + "d" reported).
+    dropped = ScoreResult(tokens=("c", "d"), logprobs=(-1.0, -2.0), bos=True)
+    with pytest.raises(ModelCallError, match=r"tokenizer mismatch.*join to 2 characters.*window's 3"):
+        window_loglik(Window(0, 3, 0), dropped, "c d")
+    with pytest.raises(ModelCallError, match="tokenizer mismatch"):
+        window_loglik(Window(0, 3, 0), dropped)  # by length alone too
+    # Same length, other text (a normalising tokenizer): caught when the text is given.
+    normalised = ScoreResult(tokens=("ab", "c"), logprobs=(-1.0, -2.0), bos=True)
+    with pytest.raises(ModelCallError, match="tokenizer mismatch"):
+        window_loglik(Window(0, 3, 0), normalised, "AbC")
+    # Without BOS the tokens are a suffix of the window's text.
+    suffix = ScoreResult(tokens=(" d",), logprobs=(-2.0,), bos=False)
+    assert window_loglik(Window(0, 3, 0), suffix, "c d") == -2.0
+    with pytest.raises(ModelCallError, match="tokenizer mismatch"):
+        window_loglik(Window(0, 3, 0), suffix, "cd ")
+
+
+class _SpaceDropping(MockModel):
+    """A tokenizer whose per-token decode drops leading spaces (as SentencePiece decoders can)."""
+
+    async def score(self, requests):  # type: ignore[no-untyped-def]
+        results = await super().score(requests)
+        return [r.model_copy(update={"tokens": tuple(t.lstrip() for t in r.tokens)}) for r in results]
+
+
+async def test_a_tokenizer_mismatch_stops_the_probe_with_a_clear_error() -> None:
+    probe = get_probe("exchangeability").from_options({"shards": 2, "permutations": 2})
+    with pytest.raises(ModelCallError, match="model 'mock' \\(tokenizer words\\): tokenizer mismatch"):
+        await probe.run(part("t", QUESTIONS[:8]), Runner(_SpaceDropping()), ProbeContext("b"))
 
 
 QUESTIONS = [f"question {i} asks about item {i * 7 % 13} and some more words" for i in range(24)]
