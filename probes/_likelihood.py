@@ -31,14 +31,30 @@ def lowest_fraction_mean(values: Sequence[float], k: float) -> tuple[float, int]
     return float(lowest.mean()), count
 
 
+# z of a token at a one-hot position that is not the mode: -inf in the limit, kept finite here.
+DEGENERATE_Z = -1e6
+
+
 def mink_pp_token_scores(result: ScoreResult) -> list[float]:
-    """(log p(x_t) - mu_t) / sigma_t per token, mu and sigma of log p under the next-token distribution."""
+    """(log p(x_t) - mu_t) / sigma_t per token, mu and sigma of log p under the next-token distribution.
+
+    Where sigma is 0 the distribution is a point mass at log p = mu: the mode scores 0 (exactly
+    typical) and any other token `DEGENERATE_Z`.
+    """
     if result.dist_mean is None or result.dist_std is None:
         raise ValueError("Min-K%++ needs per-position distribution statistics (ScoreRequest.distribution)")
-    return [
-        (lp - mu) / sigma if sigma > 0 else 0.0  # a one-hot distribution: the token is exactly typical
-        for lp, mu, sigma in zip(result.logprobs, result.dist_mean, result.dist_std, strict=True)
-    ]
+    lp = np.asarray(result.logprobs, dtype=np.float64)
+    mu = np.asarray(result.dist_mean, dtype=np.float64)
+    sigma = np.asarray(result.dist_std, dtype=np.float64)
+    if not lp.shape == mu.shape == sigma.shape:
+        raise ValueError("Min-K%++ needs one mean and one std per scored token")
+    flat = sigma <= 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (lp - mu) / np.where(flat, 1.0, sigma)
+    # 0.0 for a non-mode token would call what the model held impossible "typical" (toward "seen").
+    mode = np.isclose(lp, mu, rtol=1e-6, atol=1e-6) | (lp > mu)  # tolerance: float32 backends
+    z = np.where(flat, np.where(mode, 0.0, DEGENERATE_Z), z)
+    return [float(v) for v in z]
 
 
 def zlib_bytes(text: str) -> int:

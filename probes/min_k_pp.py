@@ -4,7 +4,8 @@ the mean of the lowest k fraction.
 
 Training drives a seen token toward a local maximum of the likelihood, above what is typical
 of its position, so standardising against the position's own distribution sharpens Min-K%.
-Higher = more likely seen.
+Higher = more likely seen. Where the next-token distribution is one-hot (sigma 0) the mode
+scores 0 and any other token a large negative z (`DEGENERATE_Z`, counted in the item's detail).
 
 Exact with the full vocabulary (`hf`, `vllm`). An OpenAI-compatible server returns only the top
 k log-probs; the statistics over those, renormalised, are an approximation. It is used only when
@@ -23,7 +24,7 @@ from contam.probe import ProbeContext
 from contam.registry import register_probe
 from contam.results import ItemScore, ProbeResult, UnscoredItem
 from contam.types import Item, Partition
-from probes._likelihood import lowest_fraction_mean, mink_pp_token_scores
+from probes._likelihood import DEGENERATE_Z, lowest_fraction_mean, mink_pp_token_scores
 from probes.loss import LikelihoodProbe
 from probes.min_k import MinKParams
 
@@ -69,7 +70,10 @@ class MinKPPProbe(LikelihoodProbe):
         for item, r in zip(items, results, strict=True):
             if r.dist_mean is None or r.distribution == "none":
                 raise ModelCallError(f"backend returned no distribution statistics for item {item.id!r}")
-            value, used = lowest_fraction_mean(mink_pp_token_scores(r), self.params.k)
+            z = mink_pp_token_scores(r)
+            value, used = lowest_fraction_mean(z, self.params.k)
             detail = self.detail(r, k_tokens=used, distribution=r.distribution)
+            if DEGENERATE_Z in z:
+                detail["degenerate_tokens"] = z.count(DEGENERATE_Z)
             scores.append(self.item_score(item.id, value, detail, unscorable=self.unscorable(r)))
         return scores

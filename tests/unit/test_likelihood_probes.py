@@ -19,7 +19,7 @@ from contam.results import ItemScore
 from contam.runner import Runner
 from contam.scan import scan
 from contam.types import Benchmark, Item, Partition
-from probes._likelihood import lowest_fraction_mean, mink_pp_token_scores, zlib_bytes
+from probes._likelihood import DEGENERATE_Z, lowest_fraction_mean, mink_pp_token_scores, zlib_bytes
 from probes.loss import NO_TOKENS
 from probes.lowercase import ZERO_LOGLIK
 from probes.min_k_pp import APPROX_NOTE
@@ -77,6 +77,36 @@ async def test_min_k_pp_standardises_each_token_by_its_position() -> None:
     assert result.params["distribution"] == "exact"
     assert result.items[0].detail["distribution"] == "exact"
     assert not any("APPROX" in n for n in result.notes)
+
+
+async def test_min_k_pp_at_a_one_hot_position_scores_the_mode_typical_and_any_other_token_impossible() -> (
+    None
+):
+    # sigma 0: a point mass at log p = mu. The mode (log p = mu = 0) is exactly typical; a token
+    # the model gave ~no probability must not be called typical too (it used to get z = 0).
+    r = scripted(
+        (-1.0, 0.0, -40.0, -1e-7),
+        dist_mean=(-2.0, 0.0, 0.0, 0.0),
+        dist_std=(1.0, 0.0, 0.0, 0.0),
+        distribution="exact",
+    )
+    assert mink_pp_token_scores(r) == [1.0, 0.0, DEGENERATE_Z, 0.0]
+    model = MockModel(score_script={"x": r})
+    result = (
+        await get_probe("min_k_pp")
+        .from_options({"k": 0.25})
+        .run(part("p", ["x"]), Runner(model), ProbeContext("b"))
+    )
+    assert [s.score for s in result.items] == [DEGENERATE_Z]
+    assert result.items[0].detail["degenerate_tokens"] == 1
+    assert (
+        "degenerate_tokens"
+        not in (
+            await get_probe("min_k_pp")().run(part("p", ["a b c"]), Runner(MockModel()), ProbeContext("b"))
+        )
+        .items[0]
+        .detail
+    )
 
 
 async def test_min_k_pp_on_mock_distribution_matches_its_definition() -> None:
