@@ -10,6 +10,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+# contam first, whichever module of ours is imported first: `contam` imports `contam.report`, which
+# imports our report models, and those (and our settings) import `contam.errors` back
+import contam.errors  # noqa: F401
+
 if TYPE_CHECKING:
     from corpora_index.api import check_index, scan
     from corpora_index.benchmark_index import BenchmarkIndex
