@@ -9,19 +9,22 @@ and then call higher "seen" invert the test.)
 
 The reference model is named by its own spec (`--param reference.model=hf:PATH`); its calls go
 through a runner of its own that shares the scan's call cache, so they are cached and resumable too.
+A scan runs partitions concurrently on one probe instance; they share that runner (one load of
+the reference weights), which is closed when the last of them finishes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 from pydantic import Field
 
 from contam.cache import CallCache
 from contam.models.base import ModelClient
 from contam.models.spec import ModelSpec
-from contam.probe import ProbeContext
+from contam.probe import ProbeContext, ProbeParams
 from contam.registry import create_model, register_probe
 from contam.results import ItemScore, ProbeResult, UnscoredItem
 from contam.runner import Runner
@@ -44,15 +47,35 @@ class ReferenceProbe(LikelihoodProbe):
     Params = ReferenceParams
     params: ReferenceParams
 
+    def __init__(self, params: ProbeParams | None = None) -> None:
+        super().__init__(params)
+        self._shared: Runner | None = None
+        self._users = 0
+
+    @contextlib.asynccontextmanager
+    async def _reference(self, spec: str, ctx: ProbeContext) -> AsyncIterator[Runner]:
+        """The reference runner, shared by every run in flight on this probe; closed by the last."""
+        # Built synchronously: no other run can interleave between the check and the assignment.
+        if self._shared is None:
+            cache = ctx.extras.get("cache")
+            self._shared = Runner(
+                create_model(ModelSpec.parse(spec)),
+                cache if isinstance(cache, CallCache) else None,
+            )
+        ref = self._shared
+        self._users += 1
+        try:
+            yield ref
+        finally:
+            self._users -= 1
+            if self._users == 0:
+                self._shared = None  # a later run, after this close, builds a fresh one
+                await ref.aclose()
+
     async def run(self, partition: Partition, model: ModelClient, ctx: ProbeContext) -> ProbeResult:
         if not self.params.model:
             return self.skipped(partition, "no reference model given (--param reference.model=SPEC)")
-        cache = ctx.extras.get("cache")
-        ref = Runner(
-            create_model(ModelSpec.parse(self.params.model)),
-            cache if isinstance(cache, CallCache) else None,
-        )
-        try:
+        async with self._reference(self.params.model, ctx) as ref:
             lacking = ref.capabilities.missing(self.needs)
             if lacking:
                 return self.skipped(
@@ -60,8 +83,6 @@ class ReferenceProbe(LikelihoodProbe):
                 )
             inner = dataclasses.replace(ctx, extras={**ctx.extras, _REF: ref})
             result = await super().run(partition, model, inner)
-        finally:
-            await ref.aclose()
         note = f"score = loglik({model.identity.key}) - loglik({ref.identity.key}), per-token means"
         return result.model_copy(update={"notes": (*result.notes, note)})
 

@@ -348,3 +348,44 @@ async def test_a_report_with_unscorable_items_round_trips(tmp_path: Path) -> Non
     report.write(path)
     assert "null" not in "".join(line for line in path.read_text().splitlines() if '"score"' in line)
     assert ScanReport.read(path).findings() == report.findings()
+
+
+_OPENED: list[str] = []
+_CLOSED: list[str] = []
+
+
+class _CountedReference(MockModel):
+    def __init__(self) -> None:
+        super().__init__(name="counted")
+        _OPENED.append(self.identity.name)
+
+    async def aclose(self) -> None:
+        _CLOSED.append(self.identity.name)
+
+
+@register_backend("counted-ref")
+def _counted_reference(spec: ModelSpec) -> MockModel:
+    return _CountedReference()
+
+
+async def test_a_scan_shares_one_reference_model_across_concurrent_partitions() -> None:
+    # `hf` would load the reference weights once per partition, all at the same time.
+    _OPENED.clear()
+    _CLOSED.clear()
+    parts = {n: part(n, [f"{n} text number {i}" for i in range(4)]) for n in ("a", "b", "c", "unseen")}
+    bench = Benchmark("b", "text", parts, source="memory", sha256="0" * 64)
+    probe = get_probe("reference").from_options({"model": "counted-ref:x"})
+    report = await scan(
+        bench,
+        Runner(MockModel()),
+        [probe],
+        model_spec="mock",
+        reference=parts["unseen"],
+        reference_label="unseen",
+    )
+    assert [r.partition for r in report.probes] == ["a", "b", "c"]
+    assert all(r.skipped is None and r.statistic is not None for r in report.probes)
+    assert _OPENED == ["counted"] and _CLOSED == ["counted"], "one reference client, closed once"
+    # A later run, after the scan closed it, opens a fresh one and closes it again.
+    await probe.run(parts["a"], Runner(MockModel()), ProbeContext("b"))
+    assert _OPENED == ["counted"] * 2 and _CLOSED == ["counted"] * 2
