@@ -24,7 +24,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from corpora_index.benchmark_index import BenchmarkIndex
 from corpora_index.ngrams import Hasher
 from corpora_index.readers import DEFAULT_READER, Document, ReaderOptions, Source, plan_shards, read_source
 from corpora_index.report import CorpusProblem
-from corpora_index.scan import ShardResult, _text_bytes
+from corpora_index.scan import ShardResult, _text_bytes, fold_hits
 from corpora_index.settings import FORMAT_VERSION, IndexSettings, check_compatible
 
 CORPUS_INDEX_FORMAT = "contam-corpus-index"
@@ -302,18 +302,15 @@ class CorpusIndex:
                 for name in _POSTINGS
             }
             used, local_doc = np.unique(cols["post_doc"], return_inverse=True)
-            parts.append(
-                ShardResult(
-                    docs=_read_doc_ids(shard, used),
-                    hit_key=np.repeat(bench_idx, counts).astype(np.int64),
-                    hit_doc=local_doc.astype(np.int64),
-                    hit_pos=cols["post_pos"],
-                    hit_start=cols["post_start"],
-                    hit_end=cols["post_end"],
-                    problems=problems,
-                    **stats,
-                )
+            folded = fold_hits(
+                index.exact,
+                np.repeat(bench_idx, counts).astype(np.int64),
+                local_doc.astype(np.int64),
+                cols["post_pos"],
+                cols["post_start"],
+                cols["post_end"],
             )
+            parts.append(replace(folded, docs=_read_doc_ids(shard, used), problems=problems, **stats))
         return ShardResult.concat(parts)
 
 

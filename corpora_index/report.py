@@ -35,6 +35,9 @@ class DocumentMatch(_Frozen):
         description="corpus document id: file path, path:line for JSONL, path#row for Parquet (from 1)"
     )
     spans: tuple[Span, ...]
+    spans_omitted: int = Field(
+        default=0, description="further matches in this document, not listed (only the longest are kept)"
+    )
 
 
 class MinHashMatch(_Frozen):

@@ -1,9 +1,17 @@
-"""Streaming scan: stream corpus documents past a benchmark index in constant memory.
+"""Streaming scan: stream corpus documents past a benchmark index in bounded memory.
 
 `scan_shard` is the one per-shard function every engine runs (in process, in worker processes,
-as a Ray Data map). It returns a `ShardResult` of raw hits; shard results merge by addition
+as a Ray Data map). It returns a `ShardResult` of hits; shard results merge by addition
 (`sum(parts, ShardResult.zero())`) and `finalize` turns the merged hits into `overlap.json` items,
 so one, two or N workers give the same report.
+
+Memory: a document is always scanned whole within one batch, so each batch folds its raw n-gram
+hits at once into per (item, document) evidence: the hits of the `SPANS_PER_DOCUMENT` longest
+contiguous matches, the item's matched n-gram positions, and a count of the matches not kept. What
+a shard result holds is then bounded by items x documents-with-hits, not by the number of hits (a
+document that repeats an item a thousand times costs as much as one that holds it
+`SPANS_PER_DOCUMENT` times). The fold depends only on each document's own hits, so it is the same
+however the corpus is sharded, and the persistent index folds its postings the same way.
 """
 
 from __future__ import annotations
@@ -12,12 +20,12 @@ import io
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from corpora_index.benchmark_index import BenchmarkIndex
+from corpora_index.exact import ExactIndex
 from corpora_index.ngrams import Hasher
 from corpora_index.readers import DEFAULT_READER, Document, ReaderOptions, Source, read_source
 from corpora_index.report import (
@@ -33,8 +41,16 @@ from corpora_index.report import (
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 
-_HIT_FIELDS = ("hit_key", "hit_doc", "hit_pos", "hit_start", "hit_end")
+# contiguous matches kept per (item, document); the longest are kept, the rest only counted
+SPANS_PER_DOCUMENT = 16
+
+# one row per matched (item, n-gram position) in a document; hit_pos < 0 marks a row that only
+# records the position as matched (its match was not among the kept ones): no offsets
+_HIT_FIELDS = ("hit_key", "hit_item", "hit_doc", "hit_q", "hit_pos", "hit_start", "hit_end")
+_MORE_FIELDS = ("more_item", "more_doc", "more_runs")
 _NEAR_FIELDS = ("near_item", "near_doc", "near_cont", "near_jac", "near_start", "near_end")
+_ARRAYS = _HIT_FIELDS + _MORE_FIELDS + _NEAR_FIELDS
+_DOC_FIELDS = ("hit_doc", "more_doc", "near_doc")
 
 
 def _i64() -> I64:
@@ -47,14 +63,19 @@ def _f64() -> F64:
 
 @dataclass(frozen=True)
 class ShardResult:
-    """Raw evidence from part of a corpus. `hit_doc`/`near_doc` index `docs` (only documents with hits)."""
+    """Evidence from part of a corpus. `*_doc` index `docs` (only documents with hits)."""
 
     docs: tuple[str, ...] = ()
     hit_key: I64 = field(default_factory=_i64)  # index into the benchmark's exact keys
+    hit_item: I64 = field(default_factory=_i64)
     hit_doc: I64 = field(default_factory=_i64)
-    hit_pos: I64 = field(default_factory=_i64)  # word position of the n-gram in the document
+    hit_q: I64 = field(default_factory=_i64)  # n-gram position in the item
+    hit_pos: I64 = field(default_factory=_i64)  # word position in the document; -1: position only
     hit_start: I64 = field(default_factory=_i64)  # character offsets of the n-gram in the document
     hit_end: I64 = field(default_factory=_i64)
+    more_item: I64 = field(default_factory=_i64)  # matches not kept, per (item, document)
+    more_doc: I64 = field(default_factory=_i64)
+    more_runs: I64 = field(default_factory=_i64)
     near_item: I64 = field(default_factory=_i64)
     near_doc: I64 = field(default_factory=_i64)
     near_cont: F64 = field(default_factory=_f64)
@@ -81,11 +102,11 @@ class ShardResult:
             return cls()
         offsets = np.cumsum([0] + [len(p.docs) for p in parts])
         arrays: dict[str, np.ndarray] = {}
-        for name in _HIT_FIELDS + _NEAR_FIELDS:
+        for name in _ARRAYS:
             chunks = []
             for off, p in zip(offsets, parts, strict=False):
                 value = getattr(p, name)
-                chunks.append(value + off if name in ("hit_doc", "near_doc") else value)
+                chunks.append(value + off if name in _DOC_FIELDS else value)
             arrays[name] = np.concatenate(chunks)
         return cls(
             docs=tuple(d for p in parts for d in p.docs),
@@ -109,7 +130,7 @@ class ShardResult:
         np.savez(
             buf,
             meta=np.frombuffer(json.dumps(meta).encode(), np.uint8),
-            **{name: getattr(self, name) for name in _HIT_FIELDS + _NEAR_FIELDS},
+            **{name: getattr(self, name) for name in _ARRAYS},
         )
         return buf.getvalue()
 
@@ -117,7 +138,7 @@ class ShardResult:
     def from_bytes(cls, data: bytes) -> ShardResult:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
             meta = json.loads(z["meta"].tobytes())
-            arrays = {name: z[name] for name in _HIT_FIELDS + _NEAR_FIELDS}
+            arrays = {name: z[name] for name in _ARRAYS}
         return cls(
             docs=tuple(meta["docs"]),
             documents=meta["documents"],
@@ -126,6 +147,80 @@ class ShardResult:
             problems=tuple(CorpusProblem.model_validate(p) for p in meta["problems"]),
             **arrays,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Runs:
+    """Contiguous matches: rows sorted by (item, doc, diagonal, q), cut where a copy breaks."""
+
+    order: I64  # row order
+    run_of_row: I64  # run index of each sorted row
+    item: I64
+    doc: I64
+    tokens: I64
+    start: I64
+    end: I64
+    rank: I64  # place within its (item, doc): 0 = longest, ties by offsets
+
+    def __len__(self) -> int:
+        return int(self.item.shape[0])
+
+
+def _runs(n: int, item: I64, doc: I64, q: I64, pos: I64, start: I64, end: I64) -> _Runs:
+    """A run: same item, document and diagonal (pos - q), consecutive item positions = one copy."""
+    diag = pos - q
+    order = np.lexsort((q, diag, doc, item))
+    item, doc, diag, q = item[order], doc[order], diag[order], q[order]
+    brk = np.ones(item.shape[0], np.bool_)
+    if item.shape[0] > 1:
+        brk[1:] = (
+            (item[1:] != item[:-1]) | (doc[1:] != doc[:-1]) | (diag[1:] != diag[:-1]) | (q[1:] != q[:-1] + 1)
+        )
+    first = np.flatnonzero(brk)
+    last = (np.append(first[1:], item.shape[0]) - 1) if first.shape[0] else _i64()
+    r_item, r_doc = item[first], doc[first]
+    r_tokens = q[last] - q[first] + n
+    r_start, r_end = start[order][first], end[order][last]
+    ranked = np.lexsort((r_end, r_start, -r_tokens, r_doc, r_item))
+    group = np.ones(ranked.shape[0], np.bool_)
+    if ranked.shape[0] > 1:
+        group[1:] = (r_item[ranked][1:] != r_item[ranked][:-1]) | (r_doc[ranked][1:] != r_doc[ranked][:-1])
+    idx = np.arange(ranked.shape[0])
+    group_start = np.maximum.accumulate(np.where(group, idx, 0)) if ranked.shape[0] else _i64()
+    rank = np.empty(ranked.shape[0], np.int64)
+    rank[ranked] = idx - group_start
+    return _Runs(order, np.cumsum(brk) - 1, r_item, r_doc, r_tokens, r_start, r_end, rank)
+
+
+def fold_hits(exact: ExactIndex, key: I64, doc: I64, pos: I64, start: I64, end: I64) -> ShardResult:
+    """Raw n-gram hits of whole documents -> bounded evidence per (item, document): the rows of its
+    `SPANS_PER_DOCUMENT` longest matches, the matched positions of the rest, and their count."""
+    row, item, q = exact.expand(key)
+    k, d, p, s, e = key[row], doc[row], pos[row], start[row], end[row]
+    runs = _runs(exact.settings.n, item, d, q, p, s, e)
+    o = runs.order
+    k, item, d, q, p, s, e = k[o], item[o], d[o], q[o], p[o], s[o], e[o]
+    kept = runs.rank[runs.run_of_row] < SPANS_PER_DOCUMENT
+    if kept.all():
+        return ShardResult(hit_key=k, hit_item=item, hit_doc=d, hit_q=q, hit_pos=p, hit_start=s, hit_end=e)
+    rest = np.unique(np.stack([item[~kept], d[~kept], q[~kept], k[~kept]], axis=1), axis=0)
+    minus = np.full(rest.shape[0], -1, np.int64)
+    dropped = runs.rank >= SPANS_PER_DOCUMENT
+    pairs, counts = np.unique(
+        np.stack([runs.item[dropped], runs.doc[dropped]], axis=1), axis=0, return_counts=True
+    )
+    return ShardResult(
+        hit_key=np.concatenate([k[kept], rest[:, 3]]),
+        hit_item=np.concatenate([item[kept], rest[:, 0]]),
+        hit_doc=np.concatenate([d[kept], rest[:, 1]]),
+        hit_q=np.concatenate([q[kept], rest[:, 2]]),
+        hit_pos=np.concatenate([p[kept], minus]),
+        hit_start=np.concatenate([s[kept], minus]),
+        hit_end=np.concatenate([e[kept], minus]),
+        more_item=pairs[:, 0].astype(np.int64),
+        more_doc=pairs[:, 1].astype(np.int64),
+        more_runs=counts.astype(np.int64),
+    )
 
 
 def _text_bytes(text: str) -> int:
@@ -172,23 +267,20 @@ def _scan_batch(index: BenchmarkIndex, hasher: Hasher, docs: list[Document], min
     remap = np.full(len(docs), -1, np.int64)
     remap[used] = np.arange(used.shape[0])
     names = tuple(docs[int(d)].id for d in used)
-    fields: dict[str, Any] = {
-        "hit_key": hits.key,
-        "hit_doc": remap[hits.doc],
-        "hit_pos": hits.pos,
-        "hit_start": hits.start,
-        "hit_end": hits.end,
-    }
-    if near is not None:
-        fields.update(
-            near_item=near.item,
-            near_doc=remap[near.doc],
-            near_cont=near.containment,
-            near_jac=near.jaccard,
-            near_start=near.start,
-            near_end=near.end,
-        )
-    return ShardResult(docs=names, **fields)
+    folded = replace(
+        fold_hits(index.exact, hits.key, remap[hits.doc], hits.pos, hits.start, hits.end), docs=names
+    )
+    if near is None:
+        return folded
+    return replace(
+        folded,
+        near_item=near.item,
+        near_doc=remap[near.doc],
+        near_cont=near.containment,
+        near_jac=near.jaccard,
+        near_start=near.start,
+        near_end=near.end,
+    )
 
 
 def scan_shard(
@@ -230,6 +322,9 @@ def finalize(
 
     The frequency cap drops n-grams found in more than `frequency_cap` documents (boilerplate);
     it costs recall, since a widely copied item is exactly such an n-gram, so it is off by default.
+    Capped n-grams split the matches they were part of. When a document held more than
+    `SPANS_PER_DOCUMENT` matches of an item, only the longest were kept; with a cap, the pieces of
+    the others are not recovered (their positions still count for fraction and coverage).
     """
     exact = index.exact
     n = index.settings.n
@@ -239,43 +334,22 @@ def finalize(
     doc_rank = np.empty(len(result.docs), np.int64)
     doc_rank[np.argsort(doc_names, kind="stable")] = np.arange(len(result.docs))
 
-    key, doc = result.hit_key, result.hit_doc
-    pos, start, end = result.hit_pos, result.hit_start, result.hit_end
+    key, item, q = result.hit_key, result.hit_item, result.hit_q
+    doc, pos, start, end = result.hit_doc, result.hit_pos, result.hit_start, result.hit_end
     if frequency_cap is not None and key.shape[0]:
+        # a key is in a document when any of its (item, position) postings matched there
         pairs = np.unique(np.stack([key, doc], axis=1), axis=0)
         df = np.bincount(pairs[:, 0], minlength=exact.keys.shape[0])
         keep = df[key] <= frequency_cap
-        key, doc, pos, start, end = key[keep], doc[keep], pos[keep], start[keep], end[keep]
+        key, item, q, doc, pos, start, end = (a[keep] for a in (key, item, q, doc, pos, start, end))
 
-    row, item, q = exact.expand(key)
-    rdoc = doc_rank[doc[row]] if row.shape[0] else _i64()
-    rpos, rstart, rend = pos[row], start[row], end[row]
-    diag = rpos - q
-    order = np.lexsort((q, diag, rdoc, item))
-    item, rdoc, diag, q, rstart, rend = (
-        item[order],
-        rdoc[order],
-        diag[order],
-        q[order],
-        rstart[order],
-        rend[order],
-    )
-    # a run: same item, document and diagonal, consecutive item positions = one contiguous copy
-    brk = np.ones(item.shape[0], np.bool_)
-    if item.shape[0] > 1:
-        brk[1:] = (
-            (item[1:] != item[:-1])
-            | (rdoc[1:] != rdoc[:-1])
-            | (diag[1:] != diag[:-1])
-            | (q[1:] != q[:-1] + 1)
-        )
-    first = np.flatnonzero(brk)
-    last = (np.append(first[1:], item.shape[0]) - 1) if first.shape[0] else _i64()
-    run_item = item[first]
-    run_doc = rdoc[first]
-    run_tokens = q[last] - q[first] + n
-    run_start = rstart[first]
-    run_end = rend[last]
+    full = pos >= 0
+    rdoc = doc_rank[doc] if doc.shape[0] else _i64()
+    runs = _runs(n, item[full], rdoc[full], q[full], pos[full], start[full], end[full])
+    more: dict[tuple[int, int], int] = {}
+    for i, d, c in zip(result.more_item, result.more_doc, result.more_runs, strict=True):
+        k = (int(i), int(doc_rank[int(d)]))
+        more[k] = more.get(k, 0) + int(c)
 
     # matched n-gram positions and covered words per item
     matched_q = (
@@ -293,8 +367,8 @@ def finalize(
     covered_per_item = cov_sum[tok_off[1:]] - cov_sum[tok_off[:-1]]
 
     runs_by_item: dict[int, list[int]] = {}
-    for r in range(run_item.shape[0]):
-        runs_by_item.setdefault(int(run_item[r]), []).append(r)
+    for r in range(len(runs)):
+        runs_by_item.setdefault(int(runs.item[r]), []).append(r)
 
     near_best = _best_near(index, result, doc_names)
     sorted_names = doc_names[np.argsort(doc_names, kind="stable")] if len(result.docs) else doc_names
@@ -303,31 +377,30 @@ def finalize(
     for i, ref in enumerate(index.items):
         ngrams = int(exact.item_ngrams[i])
         tokens = int(exact.item_tokens[i])
-        runs = runs_by_item.get(i, [])
+        item_runs = runs_by_item.get(i, [])
         per_doc: dict[int, list[int]] = {}
-        for r in runs:
-            per_doc.setdefault(int(run_doc[r]), []).append(r)
-        ranked = sorted(per_doc, key=lambda d: (-max(int(run_tokens[r]) for r in per_doc[d]), d))
-        documents = tuple(
-            DocumentMatch(
-                id=str(sorted_names[d]),
-                spans=tuple(
-                    Span(start=int(run_start[r]), end=int(run_end[r]), tokens=int(run_tokens[r]))
-                    for r in sorted(per_doc[d], key=lambda r: (int(run_start[r]), int(run_end[r])))
-                ),
+        for r in item_runs:
+            per_doc.setdefault(int(runs.doc[r]), []).append(r)
+        ranked = sorted(per_doc, key=lambda d: (-max(int(runs.tokens[r]) for r in per_doc[d]), d))
+        documents = []
+        for d in ranked[:max_documents]:
+            listed = [r for r in per_doc[d] if runs.rank[r] < SPANS_PER_DOCUMENT]
+            omitted = len(per_doc[d]) - len(listed) + more.get((i, d), 0)
+            spans = tuple(
+                Span(start=int(runs.start[r]), end=int(runs.end[r]), tokens=int(runs.tokens[r]))
+                for r in sorted(listed, key=lambda r: (int(runs.start[r]), int(runs.end[r])))
             )
-            for d in ranked[:max_documents]
-        )
+            documents.append(DocumentMatch(id=str(sorted_names[d]), spans=spans, spans_omitted=omitted))
         items_out.append(
             ItemOverlap(
                 id=ref.id,
                 partition=ref.partition,
-                matched=bool(runs),
+                matched=bool(item_runs),
                 ngram_fraction=float(ngram_hits[i]) / ngrams if ngrams else 0.0,
                 token_coverage=float(covered_per_item[i]) / tokens if tokens else 0.0,
-                longest_span=max((int(run_tokens[r]) for r in runs), default=0),
+                longest_span=max((int(runs.tokens[r]) for r in item_runs), default=0),
                 minhash=near_best.get(i),
-                documents=documents,
+                documents=tuple(documents),
                 documents_total=len(per_doc),
                 tokens=tokens,
                 ngrams=ngrams,
