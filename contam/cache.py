@@ -30,11 +30,16 @@ def call_key(model_key: str, kind: str, request_json: str) -> str:
     return hashlib.sha256(f"{model_key}\x00{kind}\x00{request_json}".encode()).hexdigest()
 
 
-def default_cache_path() -> Path:
+def cache_root() -> Path:
+    """`$CONTAM_CACHE_DIR`, else `~/.cache/contam`: the call cache and the weight-digest memo."""
     import os
 
     root = os.environ.get("CONTAM_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "contam")
-    return Path(root) / "calls.sqlite"
+    return Path(root)
+
+
+def default_cache_path() -> Path:
+    return cache_root() / "calls.sqlite"
 
 
 class CallCache:

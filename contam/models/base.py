@@ -55,10 +55,23 @@ class ModelIdentity(_Frozen):
     name: str
     fingerprint: str = Field(description="content hash of the weights/config, or the served name+url")
     tokenizer: str | None = None
+    settings: dict[str, str] = Field(
+        default_factory=dict,
+        description="backend options that change the numbers (dtype, max_model_len, top-k, ...)",
+    )
+    weights_fingerprinted: bool = Field(
+        default=True,
+        description="false when the weights could not be read (a remote server): the fingerprint "
+        "then names the served model and URL only, and a change of weights behind that name goes "
+        "unnoticed",
+    )
 
     @property
     def key(self) -> str:
-        return f"{self.backend}:{self.name}:{self.fingerprint}"
+        base = f"{self.backend}:{self.name}:{self.fingerprint}"
+        if not self.settings:
+            return base
+        return base + ":" + ",".join(f"{k}={v}" for k, v in sorted(self.settings.items()))
 
 
 class ScoreRequest(_Frozen):

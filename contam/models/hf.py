@@ -61,11 +61,12 @@ class HFModel:
         torch, transformers = _import_torch()
         self._torch = torch
         root = Path(path)
-        self._identity = folder_identity("hf", root)  # also checks it is a model folder
-        if threads:
-            torch.set_num_threads(threads)
         if dtype not in ("float32", "bfloat16", "float16"):
             raise ModelSpecError(f"dtype {dtype!r}: expected float32, bfloat16 or float16", field="dtype")
+        # dtype changes every number; device and batch change only float noise, so they share a key.
+        self._identity = folder_identity("hf", root, settings={"dtype": dtype})  # checks the folder too
+        if threads:
+            torch.set_num_threads(threads)
         torch_dtype = getattr(torch, dtype)
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -87,8 +87,16 @@ class MockModel:
         self.fail_every = fail_every
         self.calls: list[tuple[str, str]] = []  # (kind, request json), for in-process tests
         self._attempts = 0
+        # Everything that changes an answer: seen texts, scripted results (values, not just keys),
+        # the chat flag, and which generate function (code cannot be hashed by behaviour).
+        script = {
+            "seen": sorted(self.seen),
+            "score": sorted((text, r.model_dump_json()) for text, r in self.score_script.items()),
+            "chat_only": chat_only,
+            "generate_fn": _callable_name(generate_fn) if generate_fn is not None else None,
+        }
         script_hash = hashlib.sha256(
-            json.dumps([sorted(self.seen), sorted(self.score_script), chat_only], ensure_ascii=False).encode()
+            json.dumps(script, ensure_ascii=False, sort_keys=True).encode()
         ).hexdigest()[:16]
         self._identity = ModelIdentity(backend="mock", name=name, fingerprint=script_hash, tokenizer="words")
         if chat_only:
@@ -199,6 +207,10 @@ class MockModel:
             lp = tuple(-0.05 if self.seen else -2.0 for _ in words) if request.logprobs else None
             completions.append(Completion(text=text, finish_reason="length", logprobs=lp))
         return GenerateResult(completions=tuple(completions))
+
+
+def _callable_name(fn: Callable[..., object]) -> str:
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
 
 
 def _chat_text(request: GenerateRequest) -> str:

@@ -12,6 +12,9 @@ some requests of a batch fail for good, the others still finish and come back in
 is read from the environment variable the spec names and goes only into the Authorization header:
 never into the identity, a repr, a log line, an error message or a report.
 
+The identity hashes the server's model folder when the `root` it lists is readable here;
+otherwise it is the served name and URL, with `weights_fingerprinted: false` saying so.
+
 Capabilities are detected when the client is built (GET /models, one tiny echo call) and
 declared. Over HTTP only the top-k alternatives per position are returned, so the distribution
 statistics are `approx_top_k`, and results say so.
@@ -115,9 +118,9 @@ class OpenAIModel:
         info = self._detect_model()
         self.is_vllm = info.get("owned_by") == "vllm"
         root = info.get("root")
-        self._identity = self._make_identity(root if isinstance(root, str) else None, info)
         self.server_adds_bos = False
         self._caps = self._detect_capabilities(chat, top_k)
+        self._identity = self._make_identity(root if isinstance(root, str) else None, info)
 
     def __repr__(self) -> str:
         return f"OpenAIModel(name={self.name!r}, base_url={self.base_url!r})"
@@ -221,6 +224,9 @@ class OpenAIModel:
         )
 
     def _make_identity(self, root: str | None, info: dict[str, Any]) -> ModelIdentity:
+        # What changes the numbers on this side: top-k of the approximate statistics, chat mode.
+        # (The server's dtype changes them too, but no OpenAI-compatible API reports it.)
+        settings = {"max_top_k": str(self._caps.max_top_k), "chat": str(int(self._caps.chat_only))}
         if root and (Path(root) / "config.json").is_file():
             # The server's model folder is readable here: key the cache by its content.
             tok = tokenizer_fingerprint(root)
@@ -229,10 +235,17 @@ class OpenAIModel:
                 name=self.name,
                 fingerprint=folder_fingerprint(root),
                 tokenizer=f"{Path(root).name}:{tok}" if tok else None,
+                settings=settings,
             )
-        blob = f"{self.base_url}\x00{self.name}\x00{root}\x00{info.get('max_model_len')}"
+        # Remote weights cannot be read: the key is the served name and where it is served, and
+        # the identity says so, so a report never implies the weights were fingerprinted.
+        blob = f"{self.base_url}\x00{self.name}\x00{root}"
         return ModelIdentity(
-            backend="openai", name=self.name, fingerprint=hashlib.sha256(blob.encode()).hexdigest()[:32]
+            backend="openai",
+            name=self.name,
+            fingerprint=hashlib.sha256(blob.encode()).hexdigest()[:32],
+            settings=settings,
+            weights_fingerprinted=False,
         )
 
     def _detect_capabilities(self, chat: bool | None, top_k: int | None) -> Capabilities:

@@ -31,7 +31,7 @@ from contam.models.base import (
     TokenAlternative,
 )
 from contam.models.distribution import stats_from_logprobs
-from contam.models.identity import folder_identity
+from contam.models.identity import folder_identity, model_files
 from contam.models.spec import ModelSpec
 from contam.models.token_text import token_text, token_texts
 
@@ -60,7 +60,7 @@ class VLLMEngineModel:
             ) from exc
         self._vllm = vllm
         root = Path(path)
-        self._identity = folder_identity("vllm", root)
+        model_files(root)  # fails early, with the folder named, if it is no model folder
         config = AutoConfig.from_pretrained(str(root))
         self.tokenizer = AutoTokenizer.from_pretrained(str(root))
         self.bos_id: int | None = self.tokenizer.bos_token_id
@@ -76,6 +76,9 @@ class VLLMEngineModel:
         }
         if gpu_memory_utilization is not None:
             kwargs["gpu_memory_utilization"] = gpu_memory_utilization
+        # dtype changes every number ("auto" is the model's own dtype on a GPU, unlike the float32
+        # chosen on a CPU). max_model_len only decides which requests are refused, never a number.
+        self._identity = folder_identity("vllm", root, settings={"dtype": str(kwargs["dtype"])})
         self.llm = vllm.LLM(**kwargs)
         self.batch = batch
         self._lock = threading.Lock()

@@ -3,6 +3,7 @@ benchmark.jsonl finds the partition it saw 16 times, against the ground truth.""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -80,3 +81,30 @@ async def test_vllm_server_scores_the_testbed_model(testbed_ci: Path, vllm_serve
         assert sum(r.logprobs) / len(r.logprobs) == pytest.approx(d.loss, abs=1e-3)
     stat = compare_to_reference(means[: len(seen)], means[len(seen):], reference_name="unseen")
     assert stat.p_value < 0.01
+
+
+def test_testbed_cli_reuses_the_build_and_shows_and_lists_it(testbed_ci: Path, tmp_path: Path) -> None:
+    """`contam testbed build` with the fixture's arguments returns the cached build at once and prints
+    the sanity table; `show` prints the card; `list` finds the build in the cache."""
+    from tests.fixtures.testbed import TESTBED_ROOT
+
+    cache = TESTBED_ROOT / "cache"
+    runner = CliRunner()
+    built = runner.invoke(cli, ["testbed", "build", "--benchmark", "humaneval", "--preset", "ci",
+                                "--seed", "0", "--out", str(tmp_path / "tb"), "--cache-dir", str(cache)])
+    assert built.exit_code == 0, built.output
+    assert "reused a finished build" in built.output
+    for partition in ("seen_x16", "seen_x4", "seen_x1"):
+        assert any(line.startswith(partition) for line in built.output.splitlines()), built.output
+    assert (tmp_path / "tb" / "model" / "model.safetensors").read_bytes() == (
+        testbed_ci / "model" / "model.safetensors").read_bytes()
+
+    shown = runner.invoke(cli, ["testbed", "show", str(testbed_ci)])
+    assert shown.exit_code == 0, shown.output
+    assert shown.output == (testbed_ci / "card.md").read_text(encoding="utf-8") + "\n"
+    assert "seen_x16" in shown.output
+
+    listed = runner.invoke(cli, ["testbed", "list", "--cache-dir", str(cache)])
+    assert listed.exit_code == 0, listed.output
+    key = json.loads((testbed_ci / "build.json").read_text())["key"]
+    assert any(key in line and "humaneval" in line for line in listed.output.splitlines()), listed.output

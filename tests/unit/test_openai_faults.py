@@ -350,3 +350,13 @@ def test_retry_after_parses_seconds_and_http_dates() -> None:
     assert parse_retry_after(None) is None and parse_retry_after("soon") is None
     future = email.utils.formatdate(time.time() + 30, usegmt=True)
     assert 25 <= (parse_retry_after(future) or 0) <= 31
+
+
+def test_identity_says_remote_weights_are_not_fingerprinted(stub: tuple[Stub, str]) -> None:
+    _, url = stub
+    client = _client(url)
+    ident = client.identity
+    assert ident.weights_fingerprinted is False  # the stub's root folder is not readable here
+    assert ident.settings == {"max_top_k": "20", "chat": "0"}
+    assert _client(url, top_k=5).identity.key != ident.key, "top-k changes the approximate statistics"
+    assert _client(url).identity.key == ident.key
