@@ -1,7 +1,7 @@
 """Scoring throughput of each backend against a bare batched forward loop, in one run.
 
-Scores the 164 HumanEval items (prompt + canonical solution) on one locally built Llama
-(random weights: throughput does not depend on what the weights say) with:
+Scores the 164 HumanEval items (prompt + canonical solution) on the HumanEval `ci` testbed model
+(a 4-layer Llama trained here, the one the tests and the demo use) with:
 
     bare      a batched `model(input_ids)` loop over pre-tokenised, length-sorted, padded batches
     hf        the hf backend (tokenises, pads, log-softmax, builds results)
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import sys
 import tempfile
@@ -33,14 +34,11 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.fixtures.models import TinySpec, build_tiny_model  # noqa: E402
+from tests.fixtures.testbed import build_ci_testbed  # noqa: E402
 
-# About the testbed's size (4 layers, hidden 256); head_dim 64 suits vLLM's CPU kernels.
-BENCH_MODEL = TinySpec(
-    vocab_size=1024, hidden_size=256, intermediate_size=768, layers=4, heads=4, max_positions=2048,
-    train_steps=0,
-)  # fmt: skip
 BATCH = 16
+# The testbed model's context; the longest HumanEval prompt + solution is about 700 of its tokens.
+MAX_MODEL_LEN = 1024
 
 
 def texts() -> list[str]:
@@ -125,7 +123,7 @@ def main() -> None:
     from contam.models.hf import HFModel
     from contam.runner import Runner
 
-    model_dir = build_tiny_model(BENCH_MODEL)
+    model_dir = build_ci_testbed() / "model"
     docs = texts()
     requests = [ScoreRequest(text=d) for d in docs]
     bare, n_tokens = bare_loop(model_dir, docs)
@@ -157,14 +155,15 @@ def main() -> None:
     if not args.skip_vllm:
         from contam.models.vllm_engine import VLLMEngineModel
 
-        engine = VLLMEngineModel(model_dir, max_model_len=2048, batch=len(requests))
+        engine = VLLMEngineModel(model_dir, max_model_len=MAX_MODEL_LEN, batch=len(requests))
         t_bare, t_engine, ratio = paired(bare, lambda: asyncio.run(engine.score(requests)), args.repeats)
         rows.append(("vllm (in-process)", t_engine, t_bare, ratio))
         engine.shutdown()
 
     print(f"\nScoring {len(docs)} HumanEval items (prompt + canonical solution), {n_tokens} scored tokens")
-    print(f"model: {model_dir.name} ({BENCH_MODEL.layers} layers, hidden {BENCH_MODEL.hidden_size}, "
-          f"vocab {BENCH_MODEL.vocab_size}), float32 on CPU; "
+    cfg = json.loads((model_dir / "config.json").read_text())
+    print(f"model: {model_dir} ({cfg['num_hidden_layers']} layers, hidden {cfg['hidden_size']}, "
+          f"vocab {cfg['vocab_size']}), float32 on CPU; "
           f"median of {args.repeats} runs after a warm-up")  # fmt: skip
     print()
     print(f"{'backend':<20} {'seconds':>8} {'tokens/s':>10} {'bare tokens/s':>14} {'ratio to bare':>14}")
@@ -188,7 +187,7 @@ def bench_server(
     from servers.vllm_server import VLLMServer
 
     log = model_dir.parent / "bench-vllm.log"
-    with VLLMServer(model_dir, name="bench", max_model_len=2048, log_path=log) as server:
+    with VLLMServer(model_dir, name="bench", max_model_len=MAX_MODEL_LEN, log_path=log) as server:
         client = OpenAIModel(server.name, server.base_url, concurrency=16)
         payloads = [
             {"model": server.name, "prompt": r.text, "max_tokens": 1, "temperature": 0.0, "echo": True,

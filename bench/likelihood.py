@@ -37,15 +37,9 @@ from contam.runner import Runner  # noqa: E402
 from contam.scan import scan  # noqa: E402
 from contam.stats import auroc, fpr_at_tpr, tpr_at_fpr  # noqa: E402
 from contam.types import Benchmark  # noqa: E402
+from tests.fixtures.testbed import build_ci_testbed  # noqa: E402
 
 SCORES = ("loss", "min_k", "min_k_pp", "zlib", "lowercase")
-
-
-def ci_testbed() -> Path:
-    from contam.testbed.build import build
-    from tests.fixtures.testbed import CI_ARGS, TESTBED_ROOT
-
-    return build(CI_ARGS, TESTBED_ROOT / "humaneval-ci", cache_dir=TESTBED_ROOT / "cache", force=True).path
 
 
 def exposure(name: str) -> int:
@@ -129,7 +123,7 @@ def main() -> None:
     ap.add_argument("--skip-server", action="store_true")
     args = ap.parse_args()
 
-    testbed = args.testbed or ci_testbed()
+    testbed = args.testbed or build_ci_testbed()
     bench = load_benchmark(str(testbed / "benchmark.jsonl"))
     model_dir = testbed / "model"
     build = json.loads((testbed / "build.json").read_text())
