@@ -112,6 +112,20 @@ class ScoreResult(_Frozen):
         return self.total / len(self.logprobs) if self.logprobs else float("nan")
 
 
+def empty_score(request: ScoreRequest, *, bos: bool, distribution: DistributionSupport) -> ScoreResult:
+    """The result for a text with no token that has a conditional log-prob (empty, or one token
+    without BOS): nothing to score, said the same way by every backend instead of made up."""
+    return ScoreResult(
+        tokens=(),
+        logprobs=(),
+        bos=bos,
+        dist_mean=() if request.distribution else None,
+        dist_std=() if request.distribution else None,
+        distribution=distribution if request.distribution else "none",
+        top=() if request.top_k else None,
+    )
+
+
 class ChatMessage(_Frozen):
     role: Literal["system", "user", "assistant"]
     content: str
@@ -182,12 +196,30 @@ class PartialBatchError(ModelCallError):
         self.failed = dict(failed)
 
 
+def batch_failure(
+    completed: Mapping[int, BaseModel], failed: Mapping[int, BaseException], total: int
+) -> BaseException:
+    """The error to raise when `failed` requests of a batch of `total` failed for good: a
+    `PartialBatchError` carrying the completed results, or the first error if none completed."""
+    first_index, first = min(failed.items())
+    if not completed:
+        return first
+    error = PartialBatchError(
+        f"{len(failed)} of {total} requests failed ({len(completed)} completed and kept); "
+        f"request {first_index}: {first}",
+        completed=completed,
+        failed=failed,
+    )
+    error.__cause__ = first
+    return error
+
+
 async def gather_each(calls: Sequence[Awaitable[R]]) -> list[R]:
     """Await every per-request call to its end, in order.
 
-    If some failed with a model-call error and others completed, raise `PartialBatchError`
-    carrying the completed results; if none completed, raise the first error itself. Any other
-    exception (a bug, an input error, a cancellation) propagates unchanged.
+    If some failed with a model-call error, raise `batch_failure(...)`, which keeps the
+    completed results. Any other exception (a bug, an input error, a cancellation) propagates
+    unchanged.
     """
     outcomes = await asyncio.gather(*calls, return_exceptions=True)
     failed = {i: o for i, o in enumerate(outcomes) if isinstance(o, BaseException)}
@@ -196,13 +228,5 @@ async def gather_each(calls: Sequence[Awaitable[R]]) -> list[R]:
     for exc in failed.values():
         if not isinstance(exc, ModelCallError | TransientModelError):
             raise exc
-    first_index, first = min(failed.items())
     completed = {i: o for i, o in enumerate(outcomes) if not isinstance(o, BaseException)}
-    if not completed:
-        raise first
-    raise PartialBatchError(
-        f"{len(failed)} of {len(outcomes)} requests failed ({len(completed)} completed and kept); "
-        f"request {first_index}: {first}",
-        completed=completed,
-        failed=failed,
-    ) from first
+    raise batch_failure(completed, failed, len(outcomes))

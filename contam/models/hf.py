@@ -5,6 +5,11 @@ then reads every position's full next-token distribution, so the Min-K%++ statis
 Generation: greedy requests share left-padded batches; sampled ones run per request under their
 own seed, so a seeded request gives the same samples whatever it is batched with.
 
+Nothing runs past `max_position_embeddings` (RoPE would extrapolate silently): such a text, or a
+prompt plus `max_tokens`, fails with its length and the limit, as on vLLM, while the rest of its
+batch completes. A text with no token to score (empty, or one token without BOS) gives an empty
+result. The identity carries the dtype, which changes every number.
+
 Spec options: `hf:PATH?device=cpu|cuda|auto&batch=16&dtype=float32|bfloat16|float16&threads=N`.
 """
 
@@ -16,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from contam.errors import BackendUnavailable, ModelSpecError
+from contam.errors import BackendUnavailable, ModelCallError, ModelSpecError
 from contam.models.base import (
     Capabilities,
     Completion,
@@ -26,6 +31,8 @@ from contam.models.base import (
     ScoreRequest,
     ScoreResult,
     TokenAlternative,
+    batch_failure,
+    empty_score,
 )
 from contam.models.identity import folder_identity
 from contam.models.spec import ModelSpec
@@ -81,6 +88,8 @@ class HFModel:
             self.model.to(device)
         self.model.eval()
         self.device = next(self.model.parameters()).device
+        positions = getattr(self.model.config, "max_position_embeddings", None)
+        self.max_positions: int | None = int(positions) if isinstance(positions, int) else None
         self.batch = batch
         tok = self.tokenizer
         self.bos_id: int | None = tok.bos_token_id
@@ -129,10 +138,30 @@ class HFModel:
     async def score(self, requests: Sequence[ScoreRequest]) -> list[ScoreResult]:
         return await asyncio.to_thread(self._score_sync, list(requests))
 
+    def _check_length(self, n_tokens: int, what: str) -> ModelCallError | None:
+        """Past max_position_embeddings RoPE extrapolates and the numbers mean nothing: refuse."""
+        if self.max_positions is None or n_tokens <= self.max_positions:
+            return None
+        return ModelCallError(
+            f"{what} is {n_tokens} tokens; the model's maximum context length is "
+            f"{self.max_positions} tokens (max_position_embeddings)"
+        )
+
     def _score_sync(self, requests: list[ScoreRequest]) -> list[ScoreResult]:
         encoded = [self.token_ids(r.text, r.add_bos) for r in requests]
-        order = sorted(range(len(requests)), key=lambda i: len(encoded[i]))
-        results: list[ScoreResult | None] = [None] * len(requests)
+        results: dict[int, ScoreResult] = {}
+        failed: dict[int, BaseException] = {}
+        runnable = []
+        for i, (req, ids) in enumerate(zip(requests, encoded, strict=True)):
+            bos = req.add_bos and self.bos_id is not None
+            too_long = self._check_length(len(ids), "the text to score" + (" with its BOS" if bos else ""))
+            if too_long is not None:
+                failed[i] = too_long
+            elif len(ids) < 2:  # no token with a conditional log-prob: nothing to score
+                results[i] = empty_score(req, bos=bos, distribution="exact")
+            else:
+                runnable.append(i)
+        order = sorted(runnable, key=lambda i: len(encoded[i]))
         for start in range(0, len(order), self.batch):
             chunk = order[start : start + self.batch]
             for i, result in zip(
@@ -141,7 +170,9 @@ class HFModel:
                 strict=True,
             ):
                 results[i] = result
-        return [r for r in results if r is not None]
+        if failed:
+            raise batch_failure(results, failed, len(requests))
+        return [results[i] for i in range(len(requests))]
 
     def _score_chunk(self, requests: list[ScoreRequest], encoded: list[list[int]]) -> list[ScoreResult]:
         torch = self._torch
@@ -213,7 +244,15 @@ class HFModel:
                     field="messages",
                 )
         results: dict[int, GenerateResult] = {}
-        greedy = [i for i, r in enumerate(requests) if r.temperature == 0.0]
+        failed: dict[int, BaseException] = {}
+        for i, r in enumerate(requests):
+            n_prompt = len(self.token_ids(r.prompt or "", True))
+            too_long = self._check_length(
+                n_prompt + r.max_tokens, f"the prompt ({n_prompt} tokens) plus max_tokens={r.max_tokens}"
+            )
+            if too_long is not None:
+                failed[i] = too_long
+        greedy = [i for i, r in enumerate(requests) if r.temperature == 0.0 and i not in failed]
         # Greedy requests batch together when they share a length budget, n and log-prob ask.
         groups: dict[tuple[int, int, int], list[int]] = {}
         for i in greedy:
@@ -225,8 +264,10 @@ class HFModel:
                 for i, res in zip(chunk, self._generate_batch([requests[i] for i in chunk]), strict=True):
                     results[i] = res
         for i, r in enumerate(requests):
-            if r.temperature > 0.0:
+            if r.temperature > 0.0 and i not in failed:
                 results[i] = self._generate_batch([r])[0]
+        if failed:
+            raise batch_failure(results, failed, len(requests))
         return [results[i] for i in range(len(requests))]
 
     def _generate_batch(self, requests: list[GenerateRequest]) -> list[GenerateResult]:

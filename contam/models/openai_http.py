@@ -46,6 +46,7 @@ from contam.models.base import (
     ScoreRequest,
     ScoreResult,
     TokenAlternative,
+    empty_score,
     gather_each,
 )
 from contam.models.distribution import stats_from_logprobs
@@ -341,6 +342,10 @@ class OpenAIModel:
         return await gather_each([self._score_one(r) for r in requests])
 
     async def _score_one(self, request: ScoreRequest) -> ScoreResult:
+        if not request.text:
+            # No text token has a conditional log-prob: the empty result every backend gives.
+            bos = self.server_adds_bos and (request.add_bos or not self.is_vllm)
+            return empty_score(request, bos=bos, distribution="approx_top_k")
         k = request.top_k
         if request.distribution:
             k = max(k, self._caps.max_top_k)

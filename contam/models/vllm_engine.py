@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from contam.errors import BackendUnavailable, ModelSpecError
+from contam.errors import BackendUnavailable, ModelCallError, ModelSpecError
 from contam.models.base import (
     Capabilities,
     Completion,
@@ -29,6 +29,8 @@ from contam.models.base import (
     ScoreRequest,
     ScoreResult,
     TokenAlternative,
+    batch_failure,
+    empty_score,
 )
 from contam.models.distribution import stats_from_logprobs
 from contam.models.identity import folder_identity, model_files
@@ -79,6 +81,7 @@ class VLLMEngineModel:
         # dtype changes every number ("auto" is the model's own dtype on a GPU, unlike the float32
         # chosen on a CPU). max_model_len only decides which requests are refused, never a number.
         self._identity = folder_identity("vllm", root, settings={"dtype": str(kwargs["dtype"])})
+        self.max_model_len = int(kwargs["max_model_len"])
         self.llm = vllm.LLM(**kwargs)
         self.batch = batch
         self._lock = threading.Lock()
@@ -128,21 +131,44 @@ class VLLMEngineModel:
     async def score(self, requests: Sequence[ScoreRequest]) -> list[ScoreResult]:
         return await asyncio.to_thread(self._score_sync, list(requests))
 
+    def _too_long(self, n_tokens: int, what: str) -> ModelCallError | None:
+        if n_tokens <= self.max_model_len:
+            return None
+        return ModelCallError(
+            f"{what} is {n_tokens} tokens; the model's maximum context length is "
+            f"{self.max_model_len} tokens (max_model_len)"
+        )
+
     def _score_sync(self, requests: list[ScoreRequest]) -> list[ScoreResult]:
         vllm = self._vllm
         encoded = [self._ids(r.text, r.add_bos) for r in requests]
+        results: dict[int, ScoreResult] = {}
+        failed: dict[int, BaseException] = {}
+        runnable = []
+        for i, (req, ids) in enumerate(zip(requests, encoded, strict=True)):
+            bos = req.add_bos and self.bos_id is not None
+            # Checked here, per request, so one long text does not fail the engine's whole batch.
+            too_long = self._too_long(len(ids), "the text to score" + (" with its BOS" if bos else ""))
+            if too_long is not None:
+                failed[i] = too_long
+            elif len(ids) < 2:  # no token with a conditional log-prob, as on hf
+                results[i] = empty_score(req, bos=bos, distribution="exact")
+            else:
+                runnable.append(i)
         params = [
             vllm.SamplingParams(
                 max_tokens=1, temperature=0.0, detokenize=False,
-                prompt_logprobs=-1 if r.distribution else r.top_k,
+                prompt_logprobs=-1 if requests[i].distribution else requests[i].top_k,
             )
-            for r in requests
+            for i in runnable
         ]  # fmt: skip
-        prompts = [{"prompt_token_ids": ids} for ids in encoded]
-        outputs = self._run(prompts, params)
-        return [
-            self._parse_score(r, ids, out) for r, ids, out in zip(requests, encoded, outputs, strict=True)
-        ]
+        prompts = [{"prompt_token_ids": encoded[i]} for i in runnable]
+        outputs = self._run(prompts, params) if runnable else []
+        for i, out in zip(runnable, outputs, strict=True):
+            results[i] = self._parse_score(requests[i], encoded[i], out)
+        if failed:
+            raise batch_failure(results, failed, len(requests))
+        return [results[i] for i in range(len(requests))]
 
     def _parse_score(self, request: ScoreRequest, ids: list[int], output: Any) -> ScoreResult:
         positions = output.prompt_logprobs[1:]  # the first token has no conditional log-prob
@@ -188,16 +214,27 @@ class VLLMEngineModel:
                     "with a chat template (use the openai backend)",
                     field="messages",
                 )
-        prompts = [{"prompt_token_ids": self._ids(r.prompt or "", True)} for r in requests]
+        encoded = [self._ids(r.prompt or "", True) for r in requests]
+        failed: dict[int, BaseException] = {}
+        for i, (r, ids) in enumerate(zip(requests, encoded, strict=True)):
+            # An error, as on hf and the vLLM server, rather than the engine's silent cut-off.
+            too_long = self._too_long(len(ids) + r.max_tokens, f"the prompt ({len(ids)} tokens) plus "
+                                      f"max_tokens={r.max_tokens}")  # fmt: skip
+            if too_long is not None:
+                failed[i] = too_long
+        runnable = [i for i in range(len(requests)) if i not in failed]
+        prompts = [{"prompt_token_ids": encoded[i]} for i in runnable]
         params = [
             vllm.SamplingParams(
                 n=r.n, temperature=r.temperature, top_p=r.top_p, seed=r.seed, max_tokens=r.max_tokens,
                 stop=list(r.stop) or None, logprobs=r.logprobs or None,
             )
-            for r in requests
+            for r in (requests[i] for i in runnable)
         ]  # fmt: skip
-        results = []
-        for request, out in zip(requests, self._run(prompts, params), strict=True):
+        results: dict[int, GenerateResult] = {}
+        outputs = self._run(prompts, params) if runnable else []
+        for i, out in zip(runnable, outputs, strict=True):
+            request = requests[i]
             completions = []
             for sample in sorted(out.outputs, key=lambda o: o.index):
                 lps = None
@@ -209,8 +246,10 @@ class VLLMEngineModel:
                 completions.append(
                     Completion(text=sample.text, finish_reason=sample.finish_reason, logprobs=lps)
                 )
-            results.append(GenerateResult(completions=tuple(completions)))
-        return results
+            results[i] = GenerateResult(completions=tuple(completions))
+        if failed:
+            raise batch_failure(results, failed, len(requests))
+        return [results[i] for i in range(len(requests))]
 
 
 def _has_gpu() -> bool:

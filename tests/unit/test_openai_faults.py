@@ -360,3 +360,13 @@ def test_identity_says_remote_weights_are_not_fingerprinted(stub: tuple[Stub, st
     assert ident.settings == {"max_top_k": "20", "chat": "0"}
     assert _client(url, top_k=5).identity.key != ident.key, "top-k changes the approximate statistics"
     assert _client(url).identity.key == ident.key
+
+
+async def test_an_empty_text_gives_an_empty_result_without_a_call(stub: tuple[Stub, str]) -> None:
+    state, url = stub
+    client = _client(url)
+    empty, scored = await client.score([ScoreRequest(text="", add_bos=False, distribution=True), ScoreRequest(text="The cat sat")])
+    assert empty.logprobs == () and empty.tokens == () and empty.bos is False and empty.dist_mean == ()
+    assert empty.distribution == "approx_top_k" and len(scored.logprobs) == 3
+    assert [a.payload["prompt"] for a in state.attempts] == ["The cat sat"]
+    await client.aclose()
