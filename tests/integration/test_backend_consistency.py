@@ -40,6 +40,9 @@ def _texts() -> list[str]:
 TEXTS = _texts()
 SCORE = [ScoreRequest(text=t, distribution=True, top_k=3) for t in TEXTS]
 NO_BOS = [ScoreRequest(text=t, add_bos=False) for t in TEXTS[:3]]
+# Nothing to score: every backend gives the same empty result rather than made-up log-probs.
+EMPTY = [ScoreRequest(text="", add_bos=False, distribution=True), ScoreRequest(text="")]
+TOO_LONG = ScoreRequest(text=" x" * 6000)  # well past the model's 1024 positions, merges or not
 GREEDY = [GenerateRequest(prompt=t, max_tokens=GREEDY_TOKENS) for t in TEXTS]
 
 
@@ -53,6 +56,7 @@ def hf_results(served_model_dir: Path) -> dict[str, Any]:
         return {
             "score": await model.score(SCORE),
             "no_bos": await model.score(NO_BOS),
+            "empty": await model.score(EMPTY),
             "generate": await model.generate(GREEDY),
         }
 
@@ -63,7 +67,7 @@ def hf_results(served_model_dir: Path) -> dict[str, Any]:
 def engine_results(served_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     work = tmp_path_factory.mktemp("engine")
     asks = {
-        "score": [r.model_dump(mode="json") for r in [*SCORE, *NO_BOS]],
+        "score": [r.model_dump(mode="json") for r in [*SCORE, *NO_BOS, *EMPTY]],
         "generate": [r.model_dump(mode="json") for r in GREEDY],
     }
     (work / "in.json").write_text(json.dumps(asks))
@@ -100,9 +104,11 @@ def test_hf_and_vllm_engine_agree(hf_results: dict[str, Any], engine_results: di
     engine_score = [ScoreResult.model_validate(r) for r in engine_results["score"]]
     assert engine_results["capabilities"]["distribution"] == "exact"
     _assert_same_scores(hf_results["score"], engine_score[: len(SCORE)], exact_dist=True)
-    for a, b in zip(hf_results["no_bos"], engine_score[len(SCORE) :], strict=True):
+    for a, b in zip(hf_results["no_bos"], engine_score[len(SCORE) : len(SCORE) + len(NO_BOS)], strict=True):
         assert a.bos is False and b.bos is False
         assert a.tokens == b.tokens and _close(a.logprobs, b.logprobs) <= FLOAT_TOL
+    assert engine_score[len(SCORE) + len(NO_BOS) :] == hf_results["empty"]
+    assert [r.logprobs for r in hf_results["empty"]] == [(), ()]
     hf_text = [g.completions[0].text for g in hf_results["generate"]]
     engine_text = [g["completions"][0]["text"] for g in engine_results["generate"]]
     assert hf_text == engine_text
@@ -121,6 +127,10 @@ async def test_hf_and_vllm_server_agree(hf_results: dict[str, Any], vllm_server:
         for a, b in zip(hf_results["no_bos"], no_bos, strict=True):
             assert a.bos is False and b.bos is False
             assert a.tokens == b.tokens and _close(a.logprobs, b.logprobs) <= FLOAT_TOL
+        empty = await client.score(EMPTY)
+        assert [(r.tokens, r.logprobs, r.bos) for r in empty] == [
+            (r.tokens, r.logprobs, r.bos) for r in hf_results["empty"]
+        ]
         greedy = await client.generate(GREEDY)
         assert [g.completions[0].text for g in greedy] == [
             g.completions[0].text for g in hf_results["generate"]
@@ -139,5 +149,21 @@ async def test_server_sampling_is_seeded(vllm_server: Any) -> None:
         assert len(texts) == 4 and texts == [c.text for c in again[0].completions]
         assert texts != [c.text for c in other[0].completions]
         assert all(c.logprobs is not None and len(c.logprobs) > 0 for c in first[0].completions)
+    finally:
+        await client.aclose()
+
+
+async def test_a_text_past_the_context_is_refused_by_hf_and_the_server(
+    served_model_dir: Path, vllm_server: Any
+) -> None:
+    from contam.errors import ModelCallError
+
+    model = HFModel(served_model_dir, device="cpu")
+    with pytest.raises(ModelCallError, match=r"maximum context length is 1024 tokens"):
+        await model.score([TOO_LONG])
+    client = OpenAIModel(vllm_server.name, vllm_server.base_url)
+    try:
+        with pytest.raises(ModelCallError, match=r"HTTP 4\d\d"):
+            await client.score([TOO_LONG])
     finally:
         await client.aclose()

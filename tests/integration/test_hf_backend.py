@@ -119,3 +119,22 @@ def test_bad_options_name_the_field(tiny_model_dir: Path) -> None:
         create(ModelSpec.parse(f"hf:{tiny_model_dir}?bogus=1"))
     with pytest.raises(ModelSpecError, match="not a model folder"):
         create(ModelSpec.parse(f"hf:{tiny_model_dir.parent}"))
+
+
+async def test_past_the_context_is_refused_and_empty_texts_score_empty(model: HFModel) -> None:
+    from contam.errors import ModelCallError
+    from contam.models.base import PartialBatchError
+
+    too_long = ScoreRequest(text=TEXTS[3] * 200)
+    with pytest.raises(PartialBatchError) as info:
+        await model.score([ScoreRequest(text=TEXTS[0]), too_long])
+    assert list(info.value.completed) == [0] and isinstance(info.value.failed[1], ModelCallError)
+    assert "maximum context length is 1024 tokens" in str(info.value)
+    empty, bos_only = await model.score([ScoreRequest(text="", add_bos=False), ScoreRequest(text="")])
+    assert (empty.logprobs, empty.bos, bos_only.logprobs, bos_only.bos) == ((), False, (), True)
+
+
+def test_identity_carries_the_dtype(tiny_model_dir: Path, model: HFModel) -> None:
+    half = HFModel(tiny_model_dir, device="cpu", dtype="bfloat16")
+    assert model.identity.fingerprint == half.identity.fingerprint
+    assert model.identity.key != half.identity.key
