@@ -87,9 +87,12 @@ def build_index(
     *,
     shard_bytes: int = 64 << 20,
     batch_bytes: int = 1 << 20,
-    on_source: Callable[[Source], None] | None = None,
+    on_bytes: Callable[[int], None] | None = None,
 ) -> BuildStats:
-    """Build (or resume building) a persistent n-gram index of `corpus` in `out`."""
+    """Build (or resume building) a persistent n-gram index of `corpus` in `out`.
+
+    `on_bytes` hears corpus bytes (on disk) as they are read, and a reused shard's all at once.
+    """
     settings = settings or IndexSettings()
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
@@ -125,9 +128,8 @@ def build_index(
         final = root / f"shard-{i:05d}"
         if _finished(final, shard):
             reused += 1
-            if on_source is not None:
-                for source in shard:
-                    on_source(source)
+            if on_bytes is not None:
+                on_bytes(sum(source.size for source in shard))
             continue
         tmp = root / f"shard-{i:05d}.tmp"
         # a folder without shard.json is a leftover of a killed run; one with other files' mtimes is stale
@@ -135,7 +137,7 @@ def build_index(
             if stale.exists():
                 shutil.rmtree(stale)
         tmp.mkdir()
-        _build_shard(hasher, shard, reader, tmp, batch_bytes, on_source)
+        _build_shard(hasher, shard, reader, tmp, batch_bytes, on_bytes)
         os.replace(tmp, final)
         built += 1
     manifest["complete"] = True
@@ -149,7 +151,7 @@ def _build_shard(
     reader: ReaderOptions,
     out: Path,
     batch_bytes: int,
-    on_source: Callable[[Source], None] | None,
+    on_bytes: Callable[[int], None] | None,
 ) -> None:
     n = hasher.settings.n
     problems: list[CorpusProblem] = []
@@ -183,7 +185,7 @@ def _build_shard(
     batch: list[Document] = []
     size = 0
     for source in shard:
-        for document in read_source(source, reader, problems):
+        for document in read_source(source, reader, problems, on_bytes):
             batch.append(document)
             nbytes = _text_bytes(document.text)
             size += nbytes
@@ -191,8 +193,6 @@ def _build_shard(
             if size >= batch_bytes:
                 flush(batch)
                 batch, size = [], 0
-        if on_source is not None:
-            on_source(source)
     if batch:
         flush(batch)
 
@@ -268,15 +268,21 @@ class CorpusIndex:
         self.settings = IndexSettings.model_validate(manifest["settings"])
         self.shards = [self.root / f"shard-{i:05d}" for i in range(len(manifest["shards"]))]
 
-    def query(self, index: BenchmarkIndex, on_shard: Callable[[Path], None] | None = None) -> ShardResult:
-        """Raw hits of the benchmark's n-grams in the corpus, in the same form as a streaming scan."""
+    @property
+    def corpus_bytes(self) -> int:
+        """Text bytes indexed (uncompressed), what `query` reports progress in."""
+        return sum(_shard_meta(shard)["bytes"] for shard in self.shards)
+
+    def query(self, index: BenchmarkIndex, on_bytes: Callable[[int], None] | None = None) -> ShardResult:
+        """Hits of the benchmark's n-grams in the corpus, in the same form as a streaming scan.
+
+        `on_bytes` hears each shard's corpus bytes once that shard is answered.
+        """
         check_compatible(self.settings, index.settings, what=f"corpus index {self.root}", exact_only=True)
         bench_keys = index.exact.keys
         parts: list[ShardResult] = []
         for shard in self.shards:
-            if on_shard is not None:
-                on_shard(shard)
-            meta = json.loads((shard / "shard.json").read_text(encoding="utf-8"))
+            meta = _shard_meta(shard)
             keys = np.load(shard / "keys.npy", mmap_mode="r")
             found = np.searchsorted(keys, bench_keys)
             inside = found < keys.shape[0]
@@ -290,6 +296,8 @@ class CorpusIndex:
             }
             if not hit.any():
                 parts.append(ShardResult(problems=problems, **stats))
+                if on_bytes is not None:
+                    on_bytes(meta["bytes"])
                 continue
             bench_idx = np.flatnonzero(hit)
             offsets = np.load(shard / "offsets.npy", mmap_mode="r")
@@ -311,7 +319,14 @@ class CorpusIndex:
                 cols["post_end"],
             )
             parts.append(replace(folded, docs=_read_doc_ids(shard, used), problems=problems, **stats))
+            if on_bytes is not None:
+                on_bytes(meta["bytes"])
         return ShardResult.concat(parts)
+
+
+def _shard_meta(shard: Path) -> dict[str, Any]:
+    meta: dict[str, Any] = json.loads((shard / "shard.json").read_text(encoding="utf-8"))
+    return meta
 
 
 def _read_doc_ids(shard: Path, which: I64) -> tuple[str, ...]:

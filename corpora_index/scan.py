@@ -290,17 +290,18 @@ def scan_shard(
     *,
     minhash: bool = True,
     batch_bytes: int = 1 << 20,
-    on_source: Callable[[Source], None] | None = None,
+    on_bytes: Callable[[int], None] | None = None,
 ) -> ShardResult:
-    """The per-shard function: read the shard's files and scan them."""
+    """The per-shard function: read the shard's files and scan them.
+
+    `on_bytes` hears the bytes of the shard's sources as they are read (a MB or a file at a time).
+    """
     problems: list[CorpusProblem] = []
     hasher = Hasher(index.settings)
 
     def documents() -> Iterable[Document]:
         for source in sources:
-            yield from read_source(source, reader, problems)
-            if on_source is not None:
-                on_source(source)
+            yield from read_source(source, reader, problems, on_bytes)
 
     result = scan_documents(index, documents(), minhash=minhash, batch_bytes=batch_bytes, hasher=hasher)
     return replace(result, sources=tuple(s.path for s in sources), problems=tuple(problems))
@@ -412,7 +413,10 @@ def finalize(
         benchmark=benchmark,
         frequency_cap=frequency_cap,
         corpus=CorpusStats(
-            sources=result.sources, documents=result.documents, bytes=result.nbytes, problems=result.problems
+            sources=tuple(dict.fromkeys(result.sources)),  # a file cut into ranges is listed once
+            documents=result.documents,
+            bytes=result.nbytes,
+            problems=result.problems,
         ),
         items=tuple(items_out),
     )

@@ -5,7 +5,7 @@ Thin: parse options, load the benchmark, call `corpora_index`, write `overlap.js
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -117,23 +117,45 @@ def _items(
     return list(bench.items()), bench.name
 
 
+class _Bar:
+    """A tqdm bar in bytes (it shows MB/s) on stderr; tqdm turns itself off when stderr is not a
+    terminal. The rate is of uncompressed input unless the bar says "compressed MB/s"."""
+
+    def __init__(self, desc: str, quiet: bool) -> None:
+        from tqdm import tqdm
+
+        self.label = desc
+        self.bar: Any = tqdm(
+            total=0, desc=desc, unit="B", unit_scale=True, disable=True if quiet else None, leave=True
+        )
+
+    def total(self, n: int) -> None:
+        self.bar.total = n
+        self.bar.refresh()
+
+    def sources(self, sources: Sequence[Any]) -> None:
+        if any(s.compressed for s in sources) and not self.label.endswith(")"):
+            self.label += " (compressed MB/s)"
+            self.bar.set_description(self.label, refresh=False)
+        self.total(sum(s.size for s in sources))
+
+    def advance(self, n: int) -> None:
+        self.bar.update(n)
+
+
 @contextmanager
-def _bytes_bar(desc: str, quiet: bool) -> Iterator[tuple[Callable[[int], None], Callable[[int], None]]]:
-    """A tqdm bar in bytes (shows MB/s) on stderr; tqdm turns itself off when stderr is not a terminal."""
-    from tqdm import tqdm
-
-    bar: Any = tqdm(
-        total=0, desc=desc, unit="B", unit_scale=True, disable=True if quiet else None, leave=True
-    )
-
-    def total(n: int) -> None:
-        bar.total = n
-        bar.refresh()
-
+def _bytes_bar(desc: str, quiet: bool) -> Iterator[_Bar]:
+    bar = _Bar(desc, quiet)
     try:
-        yield total, bar.update
+        yield bar
     finally:
-        bar.close()
+        bar.bar.close()
+
+
+def _check_out(out: Path) -> None:
+    from contam.cli.scan import check_writable
+
+    check_writable(out)
 
 
 def _summary(report: Any, out: Path, quiet: bool) -> None:
@@ -200,8 +222,9 @@ def overlap(
     """Scan CORPUS (JSONL, .jsonl.gz/.zst, Parquet, text files or folders) for BENCHMARK's items."""
     from corpora_index.api import scan
 
+    _check_out(out)
     items, name = _items(benchmark, fields, fmt, partitions)
-    with _bytes_bar("overlap", quiet) as (total, advance):
+    with _bytes_bar("overlap", quiet) as bar:
         report = scan(
             items,
             corpus,
@@ -214,8 +237,8 @@ def overlap(
             max_documents=max_documents,
             redis=redis,
             benchmark=name,
-            on_total=total,
-            on_progress=advance,
+            on_sources=bar.sources,
+            on_progress=bar.advance,
         )
     report.write(out)
     _summary(report, out, quiet)
@@ -255,15 +278,15 @@ def build(
 
     reader = _reader(text_field, id_field, glob, on_error)
     sources = expand_sources(corpus, reader)
-    with _bytes_bar("index build", quiet) as (total, advance):
-        total(sum(s.size for s in sources))
+    with _bytes_bar("index build", quiet) as bar:
+        bar.sources(sources)
         stats = build_index(
             sources,
             out,
             _make_settings(n, fold_digits, keep_punctuation, seed),
             reader,
             shard_bytes=int(shard_mb * (1 << 20)),
-            on_source=lambda s: advance(s.size),
+            on_bytes=bar.advance,
         )
     if not quiet:
         click.echo(
@@ -297,15 +320,19 @@ def query(
 ) -> None:
     """Check BENCHMARK against the persistent index IDX (exact tier)."""
     from corpora_index.api import check_index
-    from corpora_index.persistent import CorpusIndex
 
+    _check_out(out)
     items, name = _items(benchmark, fields, fmt, partitions)
-    with _bytes_bar("index query", quiet) as (total, advance):
-        shards = CorpusIndex(idx).shards
-        total(sum((s / "keys.npy").stat().st_size for s in shards))
+    # in corpus bytes as indexed (uncompressed text), one shard at a time
+    with _bytes_bar("index query", quiet) as bar:
         report = check_index(
-            items, idx, frequency_cap=frequency_cap, max_documents=max_documents, benchmark=name
+            items,
+            idx,
+            frequency_cap=frequency_cap,
+            max_documents=max_documents,
+            benchmark=name,
+            on_total=bar.total,
+            on_progress=bar.advance,
         )
-        advance(sum((s / "keys.npy").stat().st_size for s in shards))
     report.write(out)
     _summary(report, out, quiet)
