@@ -3,6 +3,33 @@
 A pure library: the CLI (`contam overlap`, `contam index ...`) and the service call it. Names are
 imported lazily, so `import corpora_index.report` needs only pydantic, and nothing here imports
 numba, Ray or Redis until it is used.
+
+Corpus overlap
+--------------
+Does the benchmark text itself appear in a corpus, and how much of it?
+
+    contam overlap BENCHMARK CORPUS... --out overlap.json      # streaming scan (exact + MinHash)
+    contam index build CORPUS... --out IDX                     # persistent index, built once
+    contam index query IDX BENCHMARK --out overlap.json        # exact tier, in seconds
+    contam scan BENCHMARK --model M --overlap overlap.json     # overlap evidence in the scan report
+
+CORPUS is JSONL (plain, .gz, .zst), Parquet, text files or folders of them (`--text-field`,
+`--id-field`, `--glob`); `--on-error skip` reports a corrupt line, row or file and goes on.
+`--workers N` (or `--engine ray`) splits the corpus, a big plain JSONL file included; `--redis`
+shares the MinHash LSH. Text is folded (NFKC, case, punctuation and whitespace; digits only with
+`--fold-digits`) and cut into word n-grams (`--n`, 13 by default), so re-wrapped, re-spaced and
+re-cased copies still match.
+
+`overlap.json` holds `fingerprint` (n, normaliser, hash, seed and MinHash settings) and `items`,
+one per benchmark item: `id`, `partition`, `matched` (any n-gram found), `ngram_fraction`,
+`token_coverage`, `longest_span` (in words; the best single signal), `minhash` (best near-copy:
+`containment`, `jaccard`, `document`, offsets; null from an index query) and `documents` (matching
+document ids with character-offset `spans`, the longest 16 per document, `spans_omitted` counting
+the rest). Document ids are the file path, `path:line` for JSONL, `path#row` for Parquet (from 1).
+
+The frequency cap (`--frequency-cap K`) ignores n-grams found in more than K corpus documents, to
+mute boilerplate. It is off by default because it costs recall: a benchmark item copied widely is
+exactly such an n-gram, so the more an item leaked, the more of it the cap hides.
 """
 
 from __future__ import annotations

@@ -77,7 +77,8 @@ def _report_options(f: F) -> F:
         "--frequency-cap",
         type=click.IntRange(1),
         default=None,
-        help="ignore n-grams found in more than K corpus documents (off by default: costs recall)",
+        help="ignore n-grams found in more than K corpus documents (boilerplate). Off by default: it "
+        "costs recall, since an item copied widely is exactly such an n-gram",
     )(f)
 
 

@@ -164,3 +164,13 @@ def test_import_contam_stays_free_of_index_backends() -> None:
     )
     assert "corpora_index.report" in loaded
     assert not {"datasketch", "xxhash", "numba", "pyarrow", "zstandard", "corpora_index.scan"} & loaded
+
+
+def test_the_frequency_cap_warning_is_in_the_docs_and_help(run) -> None:
+    import corpora_index
+
+    assert "Corpus overlap" in (corpora_index.__doc__ or "")
+    assert "costs recall" in (corpora_index.__doc__ or "")
+    for args in (["overlap", "--help"], ["index", "query", "--help"]):
+        result = run(*args)
+        assert result.exit_code == 0 and "costs recall" in " ".join(result.output.split())
