@@ -85,6 +85,7 @@ class VLLMEngineModel:
         self.llm = vllm.LLM(**kwargs)
         self.batch = batch
         self._lock = threading.Lock()
+        self._closed = False
         self._caps = Capabilities(
             prompt_logprobs=True,
             token_logprobs=True,
@@ -106,13 +107,16 @@ class VLLMEngineModel:
         return self.batch
 
     async def aclose(self) -> None:
-        return None
+        # Left to interpreter exit, the engine's teardown races Python's and the process aborts
+        # ("terminate called without an active exception", exit -6) after the report is written.
+        self.shutdown()
 
     def shutdown(self) -> None:
-        """Stop the engine process now (otherwise it stops when this process exits)."""
+        """Stop the engine process now; idempotent. The client cannot be used afterwards."""
         engine = getattr(self.llm, "llm_engine", None)
         core = getattr(engine, "engine_core", None)
-        if core is not None and hasattr(core, "shutdown"):
+        if core is not None and hasattr(core, "shutdown") and not self._closed:
+            self._closed = True
             core.shutdown()
 
     def _ids(self, text: str, add_bos: bool) -> list[int]:
