@@ -182,53 +182,50 @@ class HFModel:
         for row, seq in enumerate(encoded):
             ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
             mask[row, : len(seq)] = 1
-        want_dist = any(r.distribution for r in requests)
-        max_k = max(r.top_k for r in requests)
         with self._lock, torch.inference_mode():
             logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
-            # Position t predicts token t+1; right padding leaves real positions untouched.
-            logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-            target = ids[:, 1:].to(self.device)
-            token_lp = logp.gather(-1, target.unsqueeze(-1)).squeeze(-1).cpu()
-            if want_dist:
-                p = logp.exp()
-                mean = (p * logp).sum(-1)
-                var = (p * logp * logp).sum(-1) - mean * mean
-                mean_c, std_c = mean.cpu(), var.clamp_min(0).sqrt().cpu()
-            if max_k:
-                top_lp, top_ids = logp.topk(min(max_k, logp.shape[-1]), dim=-1)
-                top_lp, top_ids = top_lp.cpu(), top_ids.cpu()
-        out = []
-        for row, (req, seq) in enumerate(zip(requests, encoded, strict=True)):
-            n = len(seq) - 1  # positions with a conditional log-prob
-            bos = req.add_bos and self.bos_id is not None
-            tokens = tuple(token_texts(self._decode, seq, 1))
-            top = None
-            if req.top_k:
-                k = req.top_k
-                top = tuple(
-                    tuple(
-                        TokenAlternative(
-                            token=token_text(self._decode, int(t), seq[: pos + 1]), logprob=float(lp)
-                        )
-                        for t, lp in zip(
-                            top_ids[row, pos, :k].tolist(), top_lp[row, pos, :k].tolist(), strict=True
-                        )
+            # Row by row over real positions only: a [T, V] log-softmax stays in cache and skips the
+            # padding, about 4x faster on CPU than one over the padded [B, T, V] block.
+            return [
+                self._score_row(req, seq, logits[row, : len(seq) - 1])
+                for row, (req, seq) in enumerate(zip(requests, encoded, strict=True))
+            ]
+
+    def _score_row(self, req: ScoreRequest, seq: list[int], logits: Any) -> ScoreResult:
+        """Position t predicts token t+1; right padding leaves real positions untouched."""
+        torch = self._torch
+        n = len(seq) - 1  # positions with a conditional log-prob
+        logp = torch.log_softmax(logits.float(), dim=-1)
+        target = torch.tensor(seq[1:], dtype=torch.long, device=logp.device)
+        token_lp = logp.gather(-1, target.unsqueeze(-1)).squeeze(-1).cpu()
+        dist_mean = dist_std = None
+        if req.distribution:
+            p = logp.exp()
+            mean = (p * logp).sum(-1)
+            var = (p * logp * logp).sum(-1) - mean * mean
+            dist_mean = tuple(mean.cpu().tolist())
+            dist_std = tuple(var.clamp_min(0).sqrt().cpu().tolist())
+        top = None
+        if req.top_k:
+            top_lp, top_ids = (t.cpu() for t in logp.topk(min(req.top_k, logp.shape[-1]), dim=-1))
+            top = tuple(
+                tuple(
+                    TokenAlternative(
+                        token=token_text(self._decode, int(t), seq[: pos + 1]), logprob=float(lp)
                     )
-                    for pos in range(n)
+                    for t, lp in zip(top_ids[pos].tolist(), top_lp[pos].tolist(), strict=True)
                 )
-            out.append(
-                ScoreResult(
-                    tokens=tokens,
-                    logprobs=tuple(token_lp[row, :n].tolist()),
-                    bos=bos,
-                    dist_mean=tuple(mean_c[row, :n].tolist()) if req.distribution else None,
-                    dist_std=tuple(std_c[row, :n].tolist()) if req.distribution else None,
-                    distribution="exact" if req.distribution else "none",
-                    top=top,
-                )
+                for pos in range(n)
             )
-        return out
+        return ScoreResult(
+            tokens=tuple(token_texts(self._decode, seq, 1)),
+            logprobs=tuple(token_lp.tolist()),
+            bos=req.add_bos and self.bos_id is not None,
+            dist_mean=dist_mean,
+            dist_std=dist_std,
+            distribution="exact" if req.distribution else "none",
+            top=top,
+        )
 
     # -- generation ----------------------------------------------------------------------------
 
