@@ -36,7 +36,7 @@ from contam.models.base import (
 )
 from contam.models.identity import folder_identity
 from contam.models.spec import ModelSpec
-from contam.models.token_text import token_text, token_texts
+from contam.models.token_text import CachedDecode, token_text, token_texts
 
 _OPTIONS = {"device", "batch", "dtype", "threads"}
 
@@ -78,6 +78,7 @@ class HFModel:
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(root))
+        self._decode_cached = CachedDecode(self._decode)
         if device == "cuda":
             # accelerate places (and if needed shards) the weights over the visible GPUs.
             self.model = transformers.AutoModelForCausalLM.from_pretrained(
@@ -133,6 +134,16 @@ class HFModel:
             return [self.bos_id, *ids]
         return ids
 
+    def token_ids_many(self, texts: list[str], add_bos: list[bool]) -> list[list[int]]:
+        """`token_ids` for many texts in one tokenizer call (the fast tokenizer batches in Rust)."""
+        if not texts:
+            return []
+        batch: list[list[int]] = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        bos = self.bos_id
+        if bos is None:
+            return batch
+        return [[bos, *ids] if add else ids for ids, add in zip(batch, add_bos, strict=True)]
+
     # -- scoring -------------------------------------------------------------------------------
 
     async def score(self, requests: Sequence[ScoreRequest]) -> list[ScoreResult]:
@@ -148,7 +159,7 @@ class HFModel:
         )
 
     def _score_sync(self, requests: list[ScoreRequest]) -> list[ScoreResult]:
-        encoded = [self.token_ids(r.text, r.add_bos) for r in requests]
+        encoded = self.token_ids_many([r.text for r in requests], [r.add_bos for r in requests])
         results: dict[int, ScoreResult] = {}
         failed: dict[int, BaseException] = {}
         runnable = []
@@ -211,14 +222,14 @@ class HFModel:
             top = tuple(
                 tuple(
                     TokenAlternative(
-                        token=token_text(self._decode, int(t), seq[: pos + 1]), logprob=float(lp)
+                        token=token_text(self._decode_cached, int(t), seq[: pos + 1]), logprob=float(lp)
                     )
                     for t, lp in zip(top_ids[pos].tolist(), top_lp[pos].tolist(), strict=True)
                 )
                 for pos in range(n)
             )
         return ScoreResult(
-            tokens=tuple(token_texts(self._decode, seq, 1)),
+            tokens=tuple(token_texts(self._decode_cached, seq, 1)),
             logprobs=tuple(token_lp.tolist()),
             bos=req.add_bos and self.bos_id is not None,
             dist_mean=dist_mean,

@@ -15,6 +15,23 @@ _REPLACEMENT = "\ufffd"
 _MAX_CONTEXT = 4
 
 
+class CachedDecode:
+    """`decode` with single-token calls memoised: a token's text alone never depends on context,
+    and scoring asks for it once per position (tens of thousands of calls a scan)."""
+
+    def __init__(self, decode: Decode) -> None:
+        self._decode = decode
+        self._single: dict[int, str] = {}
+
+    def __call__(self, ids: list[int]) -> str:
+        if len(ids) != 1:
+            return self._decode(ids)
+        piece = self._single.get(ids[0])
+        if piece is None:
+            piece = self._single[ids[0]] = self._decode(ids)
+        return piece
+
+
 def token_text(decode: Decode, token_id: int, context: Sequence[int]) -> str:
     """Text of `token_id` after `context` (the ids before it, oldest first)."""
     piece = decode([token_id])

@@ -35,7 +35,7 @@ from contam.models.base import (
 from contam.models.distribution import stats_from_logprobs
 from contam.models.identity import folder_identity, model_files
 from contam.models.spec import ModelSpec
-from contam.models.token_text import token_text, token_texts
+from contam.models.token_text import CachedDecode, token_text, token_texts
 
 _OPTIONS = {"max_model_len", "dtype", "batch", "gpu_memory_utilization"}
 
@@ -65,6 +65,7 @@ class VLLMEngineModel:
         model_files(root)  # fails early, with the folder named, if it is no model folder
         config = AutoConfig.from_pretrained(str(root))
         self.tokenizer = AutoTokenizer.from_pretrained(str(root))
+        self._decode_cached = CachedDecode(self._decode)
         self.bos_id: int | None = self.tokenizer.bos_token_id
         self.vocab_size = int(config.vocab_size)
         positions = int(getattr(config, "max_position_embeddings", 2048))
@@ -189,13 +190,14 @@ class VLLMEngineModel:
                 tops.append(
                     tuple(
                         TokenAlternative(
-                            token=token_text(self._decode, t, ids[: pos + 1]), logprob=float(lp.logprob)
+                            token=token_text(self._decode_cached, t, ids[: pos + 1]),
+                            logprob=float(lp.logprob),
                         )
                         for t, lp in ranked
                     )
                 )
         return ScoreResult(
-            tokens=tuple(token_texts(self._decode, ids, 1)),
+            tokens=tuple(token_texts(self._decode_cached, ids, 1)),
             logprobs=tuple(logprobs),
             bos=request.add_bos and self.bos_id is not None,
             dist_mean=tuple(means) if request.distribution else None,
