@@ -7,7 +7,7 @@ import math
 import pytest
 
 from contam.models.distribution import stats_from_logprobs
-from contam.models.token_text import token_texts
+from contam.models.token_text import CachedDecode, token_texts
 
 TEXT = "a’b é—c"
 # A byte-level vocabulary: token i is byte i, plus token 256 = the two bytes "ab".
@@ -59,3 +59,17 @@ def test_top_k_approximation_renormalises_and_differs_from_exact() -> None:
     assert approx[0] == pytest.approx(w[0] * logp[0] + w[1] * logp[1])
     assert approx[0] != pytest.approx(stats_from_logprobs(logp, renormalise=False)[0])
     assert all(math.isnan(v) for v in stats_from_logprobs([], renormalise=True))
+
+
+def test_cached_decode_gives_the_same_texts_and_decodes_each_single_token_once() -> None:
+    calls: list[list[int]] = []
+
+    def counting(ids: list[int]) -> str:
+        calls.append(list(ids))
+        return decode(ids)
+
+    ids = list((TEXT * 3).encode())
+    cached = CachedDecode(counting)
+    assert token_texts(cached, ids, 0) == token_texts(decode, ids, 0)
+    singles = [c for c in calls if len(c) == 1]
+    assert len(singles) == len(set(map(tuple, singles))) == len(set(ids))
