@@ -170,8 +170,9 @@ def summary_table(report: ScanReport) -> str:
             auc = f"{st.effect:.3f}" + (
                 f" [{st.effect_ci.low:.3f}, {st.effect_ci.high:.3f}]" if st.effect_ci else ""
             )
-        note = f"vs {st.reference}" if st and st.reference else ("; ".join(r.notes) if r.notes else "")
-        rows.append((r.partition, r.probe, str(len(r.items)), mean, p, auc, note))
+        note = f"vs {st.reference}" if st and st.reference else ""
+        n = str(len(r.items)) + (f" (+{len(r.unscored)} unscored)" if r.unscored else "")
+        rows.append((r.partition, r.probe, n, mean, p, auc, note))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     lines = [
         "  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True)) + "  " + row[-1]
@@ -180,6 +181,14 @@ def summary_table(report: ScanReport) -> str:
     lines.insert(1, "-" * len(lines[0]))
     probes = ", ".join(sorted({r.probe for r in report.probes}))
     lines.insert(0, f"model {report.model.spec}  benchmark {report.benchmark.name}  probes {probes}")
+    # Caveats (approximations, BOS, unscored items) once per probe, with the partitions they hit.
+    notes: dict[tuple[str, str], list[str]] = {}
+    for r in report.probes:
+        for text in r.notes:
+            notes.setdefault((r.probe, text), []).append(r.partition)
+    if notes:
+        lines.append("notes:")
+        lines += [f"  {probe} [{', '.join(parts)}]: {text}" for (probe, text), parts in notes.items()]
     if report.overlap is not None:
         items = report.overlap.items
         matched = sum(i.matched for i in items)
