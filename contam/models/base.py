@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Literal, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -124,6 +125,56 @@ def empty_score(request: ScoreRequest, *, bos: bool, distribution: DistributionS
         distribution=distribution if request.distribution else "none",
         top=() if request.top_k else None,
     )
+
+
+@dataclass(frozen=True)
+class ContextLimit:
+    """A model's longest sequence in tokens, and the setting it comes from (for the message)."""
+
+    tokens: int | None
+    setting: str
+
+    def check(self, n_tokens: int, what: str) -> ModelCallError | None:
+        """An error for a sequence past the limit (past it a local model's numbers mean nothing)."""
+        if self.tokens is None or n_tokens <= self.tokens:
+            return None
+        return ModelCallError(
+            f"{what} is {n_tokens} tokens; the model's maximum context length is "
+            f"{self.tokens} tokens ({self.setting})"
+        )
+
+
+@dataclass
+class ScoreTriage:
+    """A score batch sorted before it reaches a local model: texts past the context (`failed`),
+    texts with nothing to score (answered in `results`), and the indices left to run."""
+
+    results: dict[int, ScoreResult]
+    failed: dict[int, BaseException]
+    runnable: list[int]
+
+    @classmethod
+    def of(
+        cls,
+        requests: Sequence[ScoreRequest],
+        encoded: Sequence[Sequence[int]],
+        *,
+        bos_id: int | None,
+        limit: ContextLimit,
+        distribution: DistributionSupport,
+    ) -> ScoreTriage:
+        triage = cls({}, {}, [])
+        for i, (req, ids) in enumerate(zip(requests, encoded, strict=True)):
+            bos = req.add_bos and bos_id is not None
+            # Per request, so one long text does not fail the whole batch.
+            too_long = limit.check(len(ids), "the text to score" + (" with its BOS" if bos else ""))
+            if too_long is not None:
+                triage.failed[i] = too_long
+            elif len(ids) < 2:  # no token with a conditional log-prob: nothing to score
+                triage.results[i] = empty_score(req, bos=bos, distribution=distribution)
+            else:
+                triage.runnable.append(i)
+        return triage
 
 
 class ChatMessage(_Frozen):

@@ -21,18 +21,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from contam.errors import BackendUnavailable, ModelCallError, ModelSpecError
+from contam.errors import BackendUnavailable, ModelSpecError
 from contam.models.base import (
     Capabilities,
     Completion,
+    ContextLimit,
     GenerateRequest,
     GenerateResult,
     ModelIdentity,
     ScoreRequest,
     ScoreResult,
+    ScoreTriage,
     TokenAlternative,
     batch_failure,
-    empty_score,
 )
 from contam.models.identity import folder_identity
 from contam.models.spec import ModelSpec
@@ -90,7 +91,9 @@ class HFModel:
         self.model.eval()
         self.device = next(self.model.parameters()).device
         positions = getattr(self.model.config, "max_position_embeddings", None)
-        self.max_positions: int | None = int(positions) if isinstance(positions, int) else None
+        # Past max_position_embeddings RoPE extrapolates and the numbers mean nothing: refused.
+        self.limit = ContextLimit(int(positions) if isinstance(positions, int) else None,
+                                  "max_position_embeddings")  # fmt: skip
         self.batch = batch
         tok = self.tokenizer
         self.bos_id: int | None = tok.bos_token_id
@@ -149,29 +152,10 @@ class HFModel:
     async def score(self, requests: Sequence[ScoreRequest]) -> list[ScoreResult]:
         return await asyncio.to_thread(self._score_sync, list(requests))
 
-    def _check_length(self, n_tokens: int, what: str) -> ModelCallError | None:
-        """Past max_position_embeddings RoPE extrapolates and the numbers mean nothing: refuse."""
-        if self.max_positions is None or n_tokens <= self.max_positions:
-            return None
-        return ModelCallError(
-            f"{what} is {n_tokens} tokens; the model's maximum context length is "
-            f"{self.max_positions} tokens (max_position_embeddings)"
-        )
-
     def _score_sync(self, requests: list[ScoreRequest]) -> list[ScoreResult]:
         encoded = self.token_ids_many([r.text for r in requests], [r.add_bos for r in requests])
-        results: dict[int, ScoreResult] = {}
-        failed: dict[int, BaseException] = {}
-        runnable = []
-        for i, (req, ids) in enumerate(zip(requests, encoded, strict=True)):
-            bos = req.add_bos and self.bos_id is not None
-            too_long = self._check_length(len(ids), "the text to score" + (" with its BOS" if bos else ""))
-            if too_long is not None:
-                failed[i] = too_long
-            elif len(ids) < 2:  # no token with a conditional log-prob: nothing to score
-                results[i] = empty_score(req, bos=bos, distribution="exact")
-            else:
-                runnable.append(i)
+        triage = ScoreTriage.of(requests, encoded, bos_id=self.bos_id, limit=self.limit, distribution="exact")
+        results, failed, runnable = triage.results, triage.failed, triage.runnable
         order = sorted(runnable, key=lambda i: len(encoded[i]))
         for start in range(0, len(order), self.batch):
             chunk = order[start : start + self.batch]
@@ -255,7 +239,7 @@ class HFModel:
         failed: dict[int, BaseException] = {}
         for i, r in enumerate(requests):
             n_prompt = len(self.token_ids(r.prompt or "", True))
-            too_long = self._check_length(
+            too_long = self.limit.check(
                 n_prompt + r.max_tokens, f"the prompt ({n_prompt} tokens) plus max_tokens={r.max_tokens}"
             )
             if too_long is not None:

@@ -19,18 +19,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from contam.errors import BackendUnavailable, ModelCallError, ModelSpecError
+from contam.errors import BackendUnavailable, ModelSpecError
 from contam.models.base import (
     Capabilities,
     Completion,
+    ContextLimit,
     GenerateRequest,
     GenerateResult,
     ModelIdentity,
     ScoreRequest,
     ScoreResult,
+    ScoreTriage,
     TokenAlternative,
     batch_failure,
-    empty_score,
 )
 from contam.models.distribution import stats_from_logprobs
 from contam.models.identity import folder_identity, model_files
@@ -83,6 +84,7 @@ class VLLMEngineModel:
         # chosen on a CPU). max_model_len only decides which requests are refused, never a number.
         self._identity = folder_identity("vllm", root, settings={"dtype": str(kwargs["dtype"])})
         self.max_model_len = int(kwargs["max_model_len"])
+        self.limit = ContextLimit(self.max_model_len, "max_model_len")
         self.llm = vllm.LLM(**kwargs)
         self.batch = batch
         self._lock = threading.Lock()
@@ -136,30 +138,11 @@ class VLLMEngineModel:
     async def score(self, requests: Sequence[ScoreRequest]) -> list[ScoreResult]:
         return await asyncio.to_thread(self._score_sync, list(requests))
 
-    def _too_long(self, n_tokens: int, what: str) -> ModelCallError | None:
-        if n_tokens <= self.max_model_len:
-            return None
-        return ModelCallError(
-            f"{what} is {n_tokens} tokens; the model's maximum context length is "
-            f"{self.max_model_len} tokens (max_model_len)"
-        )
-
     def _score_sync(self, requests: list[ScoreRequest]) -> list[ScoreResult]:
         vllm = self._vllm
         encoded = [self._ids(r.text, r.add_bos) for r in requests]
-        results: dict[int, ScoreResult] = {}
-        failed: dict[int, BaseException] = {}
-        runnable = []
-        for i, (req, ids) in enumerate(zip(requests, encoded, strict=True)):
-            bos = req.add_bos and self.bos_id is not None
-            # Checked here, per request, so one long text does not fail the engine's whole batch.
-            too_long = self._too_long(len(ids), "the text to score" + (" with its BOS" if bos else ""))
-            if too_long is not None:
-                failed[i] = too_long
-            elif len(ids) < 2:  # no token with a conditional log-prob, as on hf
-                results[i] = empty_score(req, bos=bos, distribution="exact")
-            else:
-                runnable.append(i)
+        triage = ScoreTriage.of(requests, encoded, bos_id=self.bos_id, limit=self.limit, distribution="exact")
+        results, failed, runnable = triage.results, triage.failed, triage.runnable
         params = [
             vllm.SamplingParams(
                 max_tokens=1, temperature=0.0, detokenize=False,
@@ -224,7 +207,7 @@ class VLLMEngineModel:
         failed: dict[int, BaseException] = {}
         for i, (r, ids) in enumerate(zip(requests, encoded, strict=True)):
             # An error, as on hf and the vLLM server, rather than the engine's silent cut-off.
-            too_long = self._too_long(len(ids) + r.max_tokens, f"the prompt ({len(ids)} tokens) plus "
+            too_long = self.limit.check(len(ids) + r.max_tokens, f"the prompt ({len(ids)} tokens) plus "
                                       f"max_tokens={r.max_tokens}")  # fmt: skip
             if too_long is not None:
                 failed[i] = too_long
