@@ -114,4 +114,9 @@ async def test_server_killed_mid_scan_the_scan_rides_out_the_restart(vllm_server
     after = cache.get_many(sorted(before))
     assert after == before, "calls completed before the kill keep their cached answers"
     assert len(cache) == total
+
+    # And a re-run of the scan is answered wholly from the cache, to the same findings.
+    rerun = Runner(create(spec), cache, concurrency=1, batch_size=2)
+    assert (await _scan(rerun, spec)).findings() == baseline.findings()
+    assert rerun.stats.calls == 0 and rerun.stats.cache_hits == total
     cache.close()
