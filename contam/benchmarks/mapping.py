@@ -138,6 +138,8 @@ def _answer_index(value: Any, n_choices: int, loc: Location, field: str) -> int:
             raise loc.error(f"answer {value!r} is neither an index nor a letter", field=field)
     elif isinstance(value, int) and not isinstance(value, bool):
         index = value
+    elif isinstance(value, float) and value.is_integer():  # pandas/Parquet store 1 as 1.0 beside NaNs
+        index = int(value)
     else:
         raise loc.error(f"answer {value!r} is neither an index nor a letter", field=field)
     if not 0 <= index < n_choices:
@@ -168,6 +170,8 @@ def row_to_item(
     item_id = default_id
     if fm.id is not None:
         item_id = _text(_cell(row, fm.id, loc, fm.id, required=True), loc, fm.id)
+        if not item_id.strip():
+            raise loc.error("empty id", field=fm.id)
     partition = default_partition
     if fm.partition is not None:
         partition = _text(

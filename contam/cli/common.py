@@ -26,14 +26,17 @@ def open_model(spec: str, api_key_env: str | None) -> tuple[ModelSpec, ModelClie
     return parsed, create_model(parsed)
 
 
-def resolve_reference(bench: Benchmark, reference: str | None) -> tuple[Partition | None, str | None]:
-    """`--reference` names a partition of the same benchmark, or a benchmark file of unseen items."""
+def resolve_reference(
+    bench: Benchmark, reference: str | None, fields: Sequence[str] = (), fmt: str | None = None
+) -> tuple[Partition | None, str | None]:
+    """`--reference` names a partition of the same benchmark, or a benchmark file of unseen items,
+    read with the benchmark's own `--field` mapping and format."""
     if reference is None:
         return None, None
     if reference in bench.partitions:
         return bench.partitions[reference], reference
     if Path(reference).exists():
-        ref_bench = load_benchmark(reference)
+        ref_bench = open_benchmark(reference, fields, fmt)
         items = tuple(ref_bench.items())
         return Partition(f"reference:{ref_bench.name}", items), f"file:{reference}"
     known = ", ".join(bench.partitions)

@@ -96,7 +96,7 @@ def scan(
     """Scan BENCHMARK (a built-in name or a file) for signs that the model has seen it."""
     check_writable(out)
     bench = open_benchmark(benchmark, fields, fmt)
-    ref_partition, ref_label = resolve_reference(bench, reference)
+    ref_partition, ref_label = resolve_reference(bench, reference, fields, fmt)
     if partitions:
         select_partitions(bench, partitions)  # fails on an unknown name, listing the known ones
     probe_options = parse_params(params)

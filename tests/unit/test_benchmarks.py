@@ -189,6 +189,22 @@ def test_answer_index_out_of_range(tmp_path: Path) -> None:
     assert "out of range for 2 choices" in str(err.value)
 
 
+def test_integral_float_answer_is_an_index(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "mc.jsonl", [{"question": "q", "choices": ["a", "b"], "answer": 1.0}])
+    (item,) = load_benchmark(str(path)).items()
+    assert item.answer_index == 1
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"question": "q", "choices": ["a", "b"], "answer": 0.5}])
+    with pytest.raises(BenchmarkError, match="neither an index nor a letter"):
+        load_benchmark(str(bad))
+
+
+def test_empty_id_names_the_line(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "e.jsonl", [{"id": "a", "text": "x"}, {"id": "  ", "text": "y"}])
+    with pytest.raises(BenchmarkError, match="empty id") as err:
+        load_benchmark(str(path))
+    assert (err.value.line, err.value.field) == (2, "id")
+
+
 def test_bad_answer_letter(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "mc.jsonl", [{"question": "q", "choices": ["a", "b"], "answer": "maybe"}])
     with pytest.raises(BenchmarkError, match="neither an index nor a letter"):

@@ -39,15 +39,40 @@ def bench_file(tmp_path: Path) -> Path:
 
 
 def test_help_everywhere(run) -> None:
-    for args in (
-        ["--help"],
-        ["scan", "--help"],
-        ["models", "check", "--help"],
-        ["benchmarks", "show", "--help"],
-    ):
-        result = run(*args)
-        assert result.exit_code == 0, args
-        assert "Usage:" in result.output
+    """Every command and sub-command, found by walking the click tree, answers --help."""
+    import click
+
+    def walk(command: click.Command, path: list[str]):
+        yield path
+        if isinstance(command, click.Group):
+            ctx = click.Context(command)
+            for name in command.list_commands(ctx):
+                sub = command.get_command(ctx, name)
+                assert sub is not None, [*path, name]
+                yield from walk(sub, [*path, name])
+
+    paths = list(walk(cli, []))
+    assert ["index", "query"] in paths and ["testbed", "build"] in paths and len(paths) >= 15
+    for path in paths:
+        result = run(*path, "--help")
+        assert result.exit_code == 0, path
+        assert "Usage:" in result.output, path
+
+
+def test_reference_file_is_read_with_the_benchmarks_field_mapping(run, tmp_path: Path) -> None:
+    def write(name: str, texts: list[str]) -> Path:
+        path = tmp_path / name
+        path.write_text("".join(json.dumps({"key": f"{name}{i}", "body": t}) + "\n" for i, t in enumerate(texts)))
+        return path
+
+    suspect = write("s.jsonl", [f"seen text number {i} about apples" for i in range(8)])
+    ref = write("r.jsonl", [f"fresh text number {i} about pears" for i in range(8)])
+    out = tmp_path / "r.json"
+    result = run("scan", str(suspect), "--field", "text=body", "--field", "id=key", "--reference", str(ref),
+                 "--out", str(out), "--quiet", "--no-cache")
+    assert result.exit_code == 0, result.output
+    (probe,) = ScanReport.read(out).probes
+    assert probe.statistic is not None and probe.statistic.reference == "reference:r" and probe.statistic.n_reference == 8
 
 
 def test_scan_writes_report_and_detects_memorised_partition(run, bench_file: Path, tmp_path: Path) -> None:
