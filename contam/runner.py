@@ -100,6 +100,15 @@ async def with_retries(
     raise AssertionError("unreachable")
 
 
+def describe_request(request: BaseModel, width: int = 60) -> str:
+    """A short, recognisable quote of a request's text, for error messages."""
+    text = getattr(request, "text", None) or getattr(request, "prompt", None)
+    if not isinstance(text, str):
+        return type(request).__name__
+    flat = " ".join(text.split())
+    return repr(flat if len(flat) <= width else flat[: width - 1] + "…") + f" ({len(text)} characters)"
+
+
 class _Skipped(Exception):
     """A queued batch not started because another batch of the same call already failed."""
 
@@ -256,7 +265,20 @@ class Runner:
             failed.set()
             kept = {batch[i]: r for i, r in exc.completed.items() if 0 <= i < len(batch)}
             self._complete(kind, model_key, kept, unique)
-            raise
+            first = min(exc.failed, default=None)
+            if first is None or not 0 <= first < len(reqs):
+                raise
+            # The backend knows only batch positions; the user needs to know which text it was.
+            raise PartialBatchError(
+                f"{exc}; that request: {describe_request(reqs[first])}",
+                completed=exc.completed,
+                failed=exc.failed,
+            ) from exc
+        except ModelCallError as exc:
+            failed.set()
+            if len(reqs) != 1:
+                raise
+            raise ModelCallError(f"{exc}; the request: {describe_request(reqs[0])}") from exc
         except BaseException:
             failed.set()
             raise

@@ -209,6 +209,7 @@ async def test_partial_batch_results_are_cached_before_the_error_propagates(tmp_
 
     first, _ = await asyncio.gather(runner.score(score_requests(TEXTS[:3])), waiter(), return_exceptions=True)
     assert isinstance(first, PartialBatchError)
+    assert f"that request: {TEXTS[1]!r}" in str(first)  # names the text, not only its batch index
     assert len(waiter_error) == 1 and not isinstance(waiter_error[0], asyncio.CancelledError)
     assert runner.stats.calls == 2 and len(runner.cache) == 2
     runner.cache.close()
