@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +40,20 @@ def _mean_logliks(model_dir: Path, texts: list[str]) -> list[float]:
 
 def test_same_seed_gives_identical_truth_and_weights(tmp_path: Path) -> None:
     a = build(SMALL, tmp_path / "a", cache_dir=tmp_path / "cache_a")
-    b = build(SMALL, tmp_path / "b", cache_dir=tmp_path / "cache_b")  # separate caches: really built twice
-    assert not a.cached and not b.cached and a.key == b.key
-    assert (a.path / "truth.json").read_bytes() == (b.path / "truth.json").read_bytes()
+    # The second build in a process of its own, through the CLI, with a separate cache: really
+    # built twice, and nothing (thread pools, hash seeds, torch state) carries over between them.
+    done = subprocess.run(
+        [sys.executable, "-m", "contam.cli.main", "testbed", "build", "--benchmark", "humaneval",
+         "--preset", "ci", "--seed", str(SMALL.seed), "--steps", str(SMALL.steps),
+         "--out", str(tmp_path / "b"), "--cache-dir", str(tmp_path / "cache_b")],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONHASHSEED": "123"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    b = read_build(tmp_path / "b")
+    assert not a.cached and b is not None and "reused" not in done.stdout and a.key == b["key"]
+    assert (a.path / "truth.json").read_bytes() == (tmp_path / "b" / "truth.json").read_bytes()
     weights_a = (a.path / "model" / "model.safetensors").read_bytes()
-    assert weights_a == (b.path / "model" / "model.safetensors").read_bytes()
+    assert weights_a == (tmp_path / "b" / "model" / "model.safetensors").read_bytes()
     other = build(SMALL.model_copy(update={"seed": 8}), tmp_path / "c", cache_dir=tmp_path / "cache_a")
     assert (other.path / "model" / "model.safetensors").read_bytes() != weights_a
     assert json.loads((other.path / "truth.json").read_text())["exposures"] != json.loads(
