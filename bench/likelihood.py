@@ -78,15 +78,15 @@ def quality_table(bench: Benchmark, results: list[ProbeResult]) -> str:
 
 
 def exchange_table(label: str, results: list[ProbeResult]) -> str:
-    head = f"{'testbed':<19}{'partition':<11}{'n':>4}{'shards':>7}{'t':>9}{'p':>11}"
+    head = f"{'testbed':<30}{'partition':<11}{'n':>4}{'shards':>7}{'t':>9}{'p':>11}"
     lines = [head, "-" * len(head)]
     for r in sorted(results, key=lambda r: -exposure(r.partition)):
         st = r.statistic
         if r.skipped or st is None:
-            lines.append(f"{label:<19}{r.partition:<11}  skipped: {r.skipped}")
+            lines.append(f"{label:<30}{r.partition:<11}  skipped: {r.skipped}")
             continue
         lines.append(
-            f"{label:<19}{r.partition:<11}{st.n:>4}{r.params['shards_used']:>7}{st.value:>9.2f}{st.p_value:>11.2e}"
+            f"{label:<30}{r.partition:<11}{st.n:>4}{r.params['shards_used']:>7}{st.value:>9.2f}{st.p_value:>11.2e}"
         )
     return "\n".join(lines)
 
