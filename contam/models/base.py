@@ -143,6 +143,11 @@ class ContextLimit:
             f"{self.tokens} tokens ({self.setting})"
         )
 
+    def check_prompt(self, n_prompt: int, max_tokens: int) -> ModelCallError | None:
+        """The same for a generation: the prompt and every token it may add must fit."""
+        what = f"the prompt ({n_prompt} tokens) plus max_tokens={max_tokens}"
+        return self.check(n_prompt + max_tokens, what)
+
 
 @dataclass
 class ScoreTriage:

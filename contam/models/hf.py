@@ -238,10 +238,7 @@ class HFModel:
         results: dict[int, GenerateResult] = {}
         failed: dict[int, BaseException] = {}
         for i, r in enumerate(requests):
-            n_prompt = len(self.token_ids(r.prompt or "", True))
-            too_long = self.limit.check(
-                n_prompt + r.max_tokens, f"the prompt ({n_prompt} tokens) plus max_tokens={r.max_tokens}"
-            )
+            too_long = self.limit.check_prompt(len(self.token_ids(r.prompt or "", True)), r.max_tokens)
             if too_long is not None:
                 failed[i] = too_long
         greedy = [i for i, r in enumerate(requests) if r.temperature == 0.0 and i not in failed]

@@ -207,8 +207,7 @@ class VLLMEngineModel:
         failed: dict[int, BaseException] = {}
         for i, (r, ids) in enumerate(zip(requests, encoded, strict=True)):
             # An error, as on hf and the vLLM server, rather than the engine's silent cut-off.
-            too_long = self.limit.check(len(ids) + r.max_tokens, f"the prompt ({len(ids)} tokens) plus "
-                                      f"max_tokens={r.max_tokens}")  # fmt: skip
+            too_long = self.limit.check_prompt(len(ids), r.max_tokens)
             if too_long is not None:
                 failed[i] = too_long
         runnable = [i for i in range(len(requests)) if i not in failed]
