@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -55,3 +56,15 @@ def parse_params(pairs: Sequence[str]) -> dict[str, dict[str, Any]]:
             raise InputError(f"{pair!r} is not PROBE.KEY=VALUE", field="--param")
         out.setdefault(probe, {})[name] = value
     return out
+
+
+def check_writable(out: Path, option: str = "--out") -> None:
+    """Fail before the work, not after it: create the folder and try writing a file beside `out`."""
+    if out.is_dir():
+        raise InputError("is a folder; give a file name", path=str(out), field=option)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.name}.", suffix=".check"):
+            pass
+    except OSError as exc:
+        raise InputError(f"cannot write here: {exc.strerror or exc}", path=str(out), field=option) from exc

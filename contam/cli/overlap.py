@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
+from contam.cli.common import check_writable
 from contam.cli.options import benchmark_options
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -153,12 +154,6 @@ def _bytes_bar(desc: str, quiet: bool) -> Iterator[_Bar]:
         bar.bar.close()
 
 
-def _check_out(out: Path) -> None:
-    from contam.cli.scan import check_writable
-
-    check_writable(out)
-
-
 def _summary(report: Any, out: Path, quiet: bool) -> None:
     if quiet:
         return
@@ -223,7 +218,7 @@ def overlap(
     """Scan CORPUS (JSONL, .jsonl.gz/.zst, Parquet, text files or folders) for BENCHMARK's items."""
     from corpora_index.api import scan
 
-    _check_out(out)
+    check_writable(out)
     items, name = _items(benchmark, fields, fmt, partitions)
     with _bytes_bar("overlap", quiet) as bar:
         report = scan(
@@ -322,7 +317,7 @@ def query(
     """Check BENCHMARK against the persistent index IDX (exact tier)."""
     from corpora_index.api import check_index
 
-    _check_out(out)
+    check_writable(out)
     items, name = _items(benchmark, fields, fmt, partitions)
     # in corpus bytes as indexed (uncompressed text), one shard at a time
     with _bytes_bar("index query", quiet) as bar:

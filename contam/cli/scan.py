@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import tempfile
 from pathlib import Path
 
 import click
 
 from contam.benchmarks import select_partitions
 from contam.cache import CallCache, default_cache_path
-from contam.cli.common import open_benchmark, open_model, parse_params, resolve_reference
+from contam.cli.common import check_writable, open_benchmark, open_model, parse_params, resolve_reference
 from contam.cli.options import benchmark_options, model_option
 from contam.cli.progress import TqdmProgress
 from contam.errors import InputError
@@ -141,18 +140,6 @@ def scan(
     if not quiet:
         click.echo(summary_table(report))
     click.echo(f"report written to {out}")
-
-
-def check_writable(out: Path, option: str = "--out") -> None:
-    """Fail before the work, not after it: create the folder and try writing a file beside `out`."""
-    if out.is_dir():
-        raise InputError("is a folder; give a file name", path=str(out), field=option)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.name}.", suffix=".check"):
-            pass
-    except OSError as exc:
-        raise InputError(f"cannot write here: {exc.strerror or exc}", path=str(out), field=option) from exc
 
 
 def summary_table(report: ScanReport) -> str:
