@@ -3,12 +3,14 @@
 `Runner` wraps a backend and is itself a `ModelClient`, so probes stay pure: they ask for
 what they need and the runner decides how the calls are made. Identical requests, within
 one call, across concurrent probes, and across runs (through the SQLite cache), reach the
-backend once.
+backend once; except a sampled generation without a seed (`is_reproducible`), which is a fresh
+draw each time it is asked and is never merged with another request or cached.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -109,6 +111,15 @@ def describe_request(request: BaseModel, width: int = 60) -> str:
     return repr(flat if len(flat) <= width else flat[: width - 1] + "…") + f" ({len(text)} characters)"
 
 
+def is_reproducible(request: BaseModel) -> bool:
+    """Whether asking `request` again must give the same answer, so it may be merged and cached.
+
+    A sampled generation without a seed is a new draw each time (a probe that asks for k samples
+    wants k draws, not one replayed k times); greedy, seeded and score requests are reproducible.
+    """
+    return not (isinstance(request, GenerateRequest) and request.temperature > 0 and request.seed is None)
+
+
 class _Skipped(Exception):
     """A queued batch not started because another batch of the same call already failed."""
 
@@ -146,6 +157,7 @@ class Runner:
         self._semaphore = asyncio.Semaphore(concurrency)
         self._inflight: dict[str, asyncio.Future[str]] = {}
         self._rng = random.Random(0)
+        self._draws = itertools.count()
 
     @property
     def identity(self) -> ModelIdentity:
@@ -177,7 +189,10 @@ class Runner:
     ) -> list[Res]:
         model_key = self.identity.key
         request_json = [r.model_dump_json() for r in requests]
-        keys = [call_key(model_key, kind, rj) for rj in request_json]
+        keys = [
+            call_key(model_key, kind, rj) if is_reproducible(r) else self._draw_key()
+            for r, rj in zip(requests, request_json, strict=True)
+        ]
         self.stats.requested += len(keys)
 
         unique: dict[str, tuple[Req, str]] = {}
@@ -192,7 +207,7 @@ class Runner:
         for key in unique:
             if key in self._inflight:
                 waiting[key] = self._inflight[key]  # another probe is already asking this
-        cached = self.cache.get_many(fresh)
+        cached = self.cache.get_many([k for k in fresh if is_reproducible(unique[k][0])])
         answers.update(cached)
         self.stats.cache_hits += len(cached)
         if cached:
@@ -227,6 +242,11 @@ class Runner:
             answers[key] = await future
             self.progress.advance(1, cached=True)
         return [result_type.model_validate_json(answers[k]) for k in keys]
+
+    def _draw_key(self) -> str:
+        """A key of its own for an unreproducible request: no other request, in this call, in
+        another probe's or in the cache, can share it (not hex, so never a `call_key`)."""
+        return f"draw:{next(self._draws)}"
 
     def _settle(self, keys: Sequence[str], error: BaseException | None) -> None:
         """Drop `keys` from the in-flight table; any still unanswered fail with `error` (or are
@@ -295,7 +315,11 @@ class Runner:
         responses = {key: result.model_dump_json() for key, result in results.items()}
         self.stats.calls += len(responses)
         # Written before anyone sees the answer: a kill after this line loses nothing.
-        self.cache.put_many((key, model_key, kind, unique[key][1], rj) for key, rj in responses.items())
+        self.cache.put_many(
+            (key, model_key, kind, unique[key][1], rj)
+            for key, rj in responses.items()
+            if is_reproducible(unique[key][0])
+        )
         for key, response in responses.items():
             future = self._inflight.get(key)
             if future is not None and not future.done():
