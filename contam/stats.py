@@ -41,6 +41,14 @@ def auroc(positive: Sequence[float], negative: Sequence[float]) -> float:
     return float(u / (pos.size * neg.size))
 
 
+# Working memory for one chunk of bootstrap rounds: a scan runs one bootstrap per probe and
+# partition at once, so each must cost a fixed amount, not rounds x (n + m) floats.
+BOOTSTRAP_MEMORY = 8 * 2**20
+# Peak bytes of one round per item of n, m and distinct values: int64 draws and codes, then the
+# histogram of the negatives' codes and its cumsum (measured with tracemalloc).
+_BYTES_PER_ROUND_ITEM = 16
+
+
 def bootstrap_auroc_ci(
     positive: Sequence[float],
     negative: Sequence[float],
@@ -48,18 +56,45 @@ def bootstrap_auroc_ci(
     rounds: int = 2000,
     level: float = 0.95,
     seed: int = 0,
+    memory: int = BOOTSTRAP_MEMORY,
 ) -> Interval:
-    """Percentile bootstrap, resampling each group independently, vectorised over rounds."""
-    from scipy.stats import rankdata
+    """Percentile bootstrap, resampling each group independently, in chunks of rounds.
 
-    rng = np.random.default_rng(seed)
+    Each chunk holds as many rounds as fit in `memory` bytes (at least one), so the peak is about
+    `memory` plus O(n + m) whatever `rounds`. The indices drawn are those of one (rounds, n) array
+    and then one (rounds, m) array from `seed`, so the interval does not depend on `memory`.
+    """
     pos = np.asarray(positive, dtype=np.float64)
     neg = np.asarray(negative, dtype=np.float64)
-    p = pos[rng.integers(0, pos.size, size=(rounds, pos.size))]
-    n = neg[rng.integers(0, neg.size, size=(rounds, neg.size))]
-    ranks = rankdata(np.concatenate([p, n], axis=1), axis=1)
-    u = ranks[:, : pos.size].sum(axis=1) - pos.size * (pos.size + 1) / 2
-    values = u / (pos.size * neg.size)
+    if pos.size == 0 or neg.size == 0:
+        raise ValueError("bootstrap_auroc_ci needs scores on both sides")
+    # U counts by value code, not by ranking each resample: a resampled positive with code k wins
+    # against every resampled negative below k and ties with those at k.
+    uniques, codes = np.unique(np.concatenate([pos, neg]), return_inverse=True)
+    pos_codes, neg_codes, k = codes[: pos.size], codes[pos.size :], uniques.size
+    per_round = _BYTES_PER_ROUND_ITEM * (pos.size + neg.size + k)
+    size = max(1, min(rounds, memory // per_round))
+    chunks = [(start, min(rounds, start + size)) for start in range(0, rounds, size)]
+    pos_rng = neg_rng = np.random.default_rng(seed)
+    if len(chunks) > 1:
+        # The negatives' indices come after all the positives' in the stream: skip past those.
+        pos_rng = np.random.default_rng(seed)
+        for start, stop in chunks:
+            neg_rng.integers(0, pos.size, size=(stop - start, pos.size))
+    values = np.empty(rounds, dtype=np.float64)
+    for start, stop in chunks:
+        count = stop - start
+        drawn_pos = pos_codes[pos_rng.integers(0, pos.size, size=(count, pos.size))]
+        drawn_neg = neg_codes[neg_rng.integers(0, neg.size, size=(count, neg.size))]
+        drawn_neg += (np.arange(count) * k)[:, None]  # one row of k bins per round
+        at = np.bincount(drawn_neg.ravel(), minlength=count * k).reshape(count, k)
+        del drawn_neg
+        twice_wins = np.cumsum(at, axis=1)  # negatives at or below each code
+        twice_wins *= 2
+        twice_wins -= at  # 2 x below + at: two per win, one per tie, so U stays an exact integer
+        del at
+        twice_u = np.take_along_axis(twice_wins, drawn_pos, axis=1).sum(axis=1)
+        values[start:stop] = twice_u / (2 * pos.size * neg.size)
     alpha = (1 - level) / 2
     low, high = np.quantile(values, [alpha, 1 - alpha])
     return Interval(low=float(low), high=float(high), level=level, method=f"bootstrap({rounds})")
