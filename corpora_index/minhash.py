@@ -212,7 +212,12 @@ class MinHashIndex:
     def _verify(
         self, hashes: U64, bounds: tuple[I64, I64], doc: int, win_start: int, item: int
     ) -> tuple[float, float, int, int] | None:
-        """Exact containment and Jaccard of the item in the best item-sized window near a candidate."""
+        """Exact containment and Jaccard of the item in the best item-sized window near a candidate.
+
+        Best by what is reported: most distinct item shingles, then Jaccard, then the earliest.
+        Counting matching positions instead would let a run of one repeated item shingle outscore
+        the real copy next to it.
+        """
         target = self.item_set(item)
         if target.shape[0] == 0:
             return None
@@ -224,15 +229,12 @@ class MinHashIndex:
         pos = np.searchsorted(target, region)
         inside = (pos < target.shape[0]) & (target[np.minimum(pos, target.shape[0] - 1)] == region)
         width = min(length, region.shape[0])
-        csum = np.concatenate(([0], np.cumsum(inside)))
-        best = int(np.argmax(csum[width:] - csum[:-width])) if region.shape[0] > width else 0
-        window = region[best : best + width]
-        common = np.unique(window[inside[best : best + width]]).shape[0]
-        window_set = np.unique(window).shape[0]
+        common, window_set = _distinct_in_windows(region, inside, width)
         containment = common / target.shape[0]
-        jaccard = common / (target.shape[0] + window_set - common)
+        jaccard = common / np.maximum(target.shape[0] + window_set - common, 1)
+        best = int(np.lexsort((-jaccard, -containment))[0])  # stable: ties keep the earliest window
         # token range of the window: shingle i covers tokens i .. i+k-1 (returned as lo, last shingle + 1)
-        return containment, jaccard, lo + best, lo + best + width
+        return float(containment[best]), float(jaccard[best]), lo + best, lo + best + width
 
     # -- a byte form for broadcasting to workers (no pickle) ---------------------------------------
 
@@ -268,6 +270,32 @@ def _shingle_bounds(batch: TokenBatch, k: int) -> tuple[I64, I64]:
     starts = batch.doc_tokens[:-1]
     ends = np.maximum(batch.doc_tokens[1:] - (k - 1), starts)
     return starts.astype(np.int64), ends.astype(np.int64)
+
+
+def _distinct_in_windows(values: U64, inside: npt.NDArray[np.bool_], width: int) -> tuple[I64, I64]:
+    """For every window values[s : s + width]: its distinct `inside` values and its distinct values.
+
+    Slid in one pass: a position counts in window s when its value did not occur in s .. it - 1.
+    """
+    size = values.shape[0]
+    starts = max(size - width + 1, 1)
+    order = np.lexsort((np.arange(size), values))
+    repeat = values[order][1:] == values[order][:-1]
+    prev = np.full(size, -1, np.int64)  # previous position of the same value, -1 if none
+    nxt = np.full(size, size, np.int64)  # next position of the same value, size if none
+    prev[order[1:][repeat]] = order[:-1][repeat]
+    nxt[order[:-1][repeat]] = order[1:][repeat]
+    first = prev[:width] < 0
+    s = np.arange(starts - 1)
+    # from window s to s + 1: position s leaves (its value goes unless it recurs inside the window),
+    # position s + width enters (its value is new unless it occurred in s + 1 .. s + width - 1)
+    leaves = nxt[s] >= s + width
+    enters = prev[s + width] <= s
+    counts = []
+    for weight in (inside, np.ones(size, np.bool_)):
+        step = enters * weight[s + width].astype(np.int64) - leaves * weight[s].astype(np.int64)
+        counts.append(np.concatenate(([int((first & weight[:width]).sum())], step)).cumsum())
+    return counts[0], counts[1]
 
 
 def _empty_near() -> NearHits:
