@@ -7,11 +7,15 @@ so one, two or N workers give the same report.
 
 Memory: a document is always scanned whole within one batch, so each batch folds its raw n-gram
 hits at once into per (item, document) evidence: the hits of the `SPANS_PER_DOCUMENT` longest
-contiguous matches, the item's matched n-gram positions, and a count of the matches not kept. What
-a shard result holds is then bounded by items x documents-with-hits, not by the number of hits (a
-document that repeats an item a thousand times costs as much as one that holds it
-`SPANS_PER_DOCUMENT` times). The fold depends only on each document's own hits, so it is the same
-however the corpus is sharded, and the persistent index folds its postings the same way.
+contiguous matches, and of the others one match per distinct stretch of the item (the first) with
+the number of matches of that stretch. A frequency cap, known only once all shards are merged,
+splits a match by the item positions it holds, so matches of the same stretch split alike and one
+stands for all of them: under any cap, the fold changes no figure of the report, only which of
+such identical matches a document lists (tested). What a
+shard result holds is then bounded by the distinct stretches each document holds, not by the number
+of hits (a document that repeats an item a thousand times costs as much as one that holds it
+`SPANS_PER_DOCUMENT + 1` times). The fold depends only on each document's own hits, so it is the
+same however the corpus is sharded, and the persistent index folds its postings the same way.
 """
 
 from __future__ import annotations
@@ -41,16 +45,15 @@ from corpora_index.report import (
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 
-# contiguous matches kept per (item, document); the longest are kept, the rest only counted
+# contiguous matches kept per (item, document): the longest; of the rest, one per item stretch
 SPANS_PER_DOCUMENT = 16
 
-# one row per matched (item, n-gram position) in a document; hit_pos < 0 marks a row that only
-# records the position as matched (its match was not among the kept ones): no offsets
-_HIT_FIELDS = ("hit_key", "hit_item", "hit_doc", "hit_q", "hit_pos", "hit_start", "hit_end")
-_MORE_FIELDS = ("more_item", "more_doc", "more_runs")
+# one row per matched (item, n-gram position) of a kept match; hit_copies: how many matches of the
+# document that match stands for (1, or more for the first of the matches beyond the longest)
+_HIT_FIELDS = ("hit_key", "hit_item", "hit_doc", "hit_q", "hit_pos", "hit_start", "hit_end", "hit_copies")
 _NEAR_FIELDS = ("near_item", "near_doc", "near_cont", "near_jac", "near_start", "near_end")
-_ARRAYS = _HIT_FIELDS + _MORE_FIELDS + _NEAR_FIELDS
-_DOC_FIELDS = ("hit_doc", "more_doc", "near_doc")
+_ARRAYS = _HIT_FIELDS + _NEAR_FIELDS
+_DOC_FIELDS = ("hit_doc", "near_doc")
 
 
 def _i64() -> I64:
@@ -70,12 +73,10 @@ class ShardResult:
     hit_item: I64 = field(default_factory=_i64)
     hit_doc: I64 = field(default_factory=_i64)
     hit_q: I64 = field(default_factory=_i64)  # n-gram position in the item
-    hit_pos: I64 = field(default_factory=_i64)  # word position in the document; -1: position only
+    hit_pos: I64 = field(default_factory=_i64)  # word position in the document
     hit_start: I64 = field(default_factory=_i64)  # character offsets of the n-gram in the document
     hit_end: I64 = field(default_factory=_i64)
-    more_item: I64 = field(default_factory=_i64)  # matches not kept, per (item, document)
-    more_doc: I64 = field(default_factory=_i64)
-    more_runs: I64 = field(default_factory=_i64)
+    hit_copies: I64 = field(default_factory=_i64)  # matches the row's match stands for, itself included
     near_item: I64 = field(default_factory=_i64)
     near_doc: I64 = field(default_factory=_i64)
     near_cont: F64 = field(default_factory=_f64)
@@ -157,6 +158,7 @@ class _Runs:
     run_of_row: I64  # run index of each sorted row
     item: I64
     doc: I64
+    q: I64  # first n-gram position in the item
     tokens: I64
     start: I64
     end: I64
@@ -189,38 +191,51 @@ def _runs(n: int, item: I64, doc: I64, q: I64, pos: I64, start: I64, end: I64) -
     group_start = np.maximum.accumulate(np.where(group, idx, 0)) if ranked.shape[0] else _i64()
     rank = np.empty(ranked.shape[0], np.int64)
     rank[ranked] = idx - group_start
-    return _Runs(order, np.cumsum(brk) - 1, r_item, r_doc, r_tokens, r_start, r_end, rank)
+    return _Runs(order, np.cumsum(brk) - 1, r_item, r_doc, q[first], r_tokens, r_start, r_end, rank)
 
 
 def fold_hits(exact: ExactIndex, key: I64, doc: I64, pos: I64, start: I64, end: I64) -> ShardResult:
     """Raw n-gram hits of whole documents -> bounded evidence per (item, document): the rows of its
-    `SPANS_PER_DOCUMENT` longest matches, the matched positions of the rest, and their count."""
+    `SPANS_PER_DOCUMENT` longest matches, and of the rest the first match of each item stretch with
+    the number of matches of that stretch."""
     row, item, q = exact.expand(key)
     k, d, p, s, e = key[row], doc[row], pos[row], start[row], end[row]
     runs = _runs(exact.settings.n, item, d, q, p, s, e)
+    copies = _copies(runs)[runs.run_of_row]
     o = runs.order
-    k, item, d, q, p, s, e = k[o], item[o], d[o], q[o], p[o], s[o], e[o]
-    kept = runs.rank[runs.run_of_row] < SPANS_PER_DOCUMENT
-    if kept.all():
-        return ShardResult(hit_key=k, hit_item=item, hit_doc=d, hit_q=q, hit_pos=p, hit_start=s, hit_end=e)
-    rest = np.unique(np.stack([item[~kept], d[~kept], q[~kept], k[~kept]], axis=1), axis=0)
-    minus = np.full(rest.shape[0], -1, np.int64)
-    dropped = runs.rank >= SPANS_PER_DOCUMENT
-    pairs, counts = np.unique(
-        np.stack([runs.item[dropped], runs.doc[dropped]], axis=1), axis=0, return_counts=True
-    )
+    kept = copies > 0
     return ShardResult(
-        hit_key=np.concatenate([k[kept], rest[:, 3]]),
-        hit_item=np.concatenate([item[kept], rest[:, 0]]),
-        hit_doc=np.concatenate([d[kept], rest[:, 1]]),
-        hit_q=np.concatenate([q[kept], rest[:, 2]]),
-        hit_pos=np.concatenate([p[kept], minus]),
-        hit_start=np.concatenate([s[kept], minus]),
-        hit_end=np.concatenate([e[kept], minus]),
-        more_item=pairs[:, 0].astype(np.int64),
-        more_doc=pairs[:, 1].astype(np.int64),
-        more_runs=counts.astype(np.int64),
+        hit_key=k[o][kept],
+        hit_item=item[o][kept],
+        hit_doc=d[o][kept],
+        hit_q=q[o][kept],
+        hit_pos=p[o][kept],
+        hit_start=s[o][kept],
+        hit_end=e[o][kept],
+        hit_copies=copies[kept],
     )
+
+
+def _copies(runs: _Runs) -> I64:
+    """Per match, how many it stands for: 1 for the longest, 0 or the count of its stretch for the rest.
+
+    A cap splits a match by the item positions it holds, so matches of the same stretch of the item
+    split alike; the first (by offsets) of them is kept for all.
+    """
+    copies = np.ones(len(runs), np.int64)
+    rest = np.flatnonzero(runs.rank >= SPANS_PER_DOCUMENT)
+    if rest.shape[0] == 0:
+        return copies
+    rest = rest[
+        np.lexsort((runs.rank[rest], runs.tokens[rest], runs.q[rest], runs.doc[rest], runs.item[rest]))
+    ]
+    same = np.ones(rest.shape[0] - 1, np.bool_)
+    for a in (runs.item, runs.doc, runs.q, runs.tokens):
+        same &= a[rest][1:] == a[rest][:-1]
+    first = np.flatnonzero(np.concatenate(([True], ~same)))
+    copies[rest] = 0
+    copies[rest[first]] = np.diff(np.append(first, rest.shape[0]))
+    return copies
 
 
 def _text_bytes(text: str) -> int:
@@ -323,9 +338,12 @@ def finalize(
 
     The frequency cap drops n-grams found in more than `frequency_cap` documents (boilerplate);
     it costs recall, since a widely copied item is exactly such an n-gram, so it is off by default.
-    Capped n-grams split the matches they were part of. When a document held more than
-    `SPANS_PER_DOCUMENT` matches of an item, only the longest were kept; with a cap, the pieces of
-    the others are not recovered (their positions still count for fraction and coverage).
+    Capped n-grams split the matches they were part of, and every field is computed from what is
+    left, so they agree under any cap: an item is matched exactly when some n-gram of it is left,
+    and then its fraction and coverage are above 0, its longest span is at least n words, and the
+    first document listed holds that span. Each document lists its `SPANS_PER_DOCUMENT` longest
+    pieces, except that matches of one item stretch beyond the longest are listed once (the first):
+    its other copies count in `spans_omitted`, however long their pieces are after a cap.
     """
     exact = index.exact
     n = index.settings.n
@@ -337,20 +355,21 @@ def finalize(
 
     key, item, q = result.hit_key, result.hit_item, result.hit_q
     doc, pos, start, end = result.hit_doc, result.hit_pos, result.hit_start, result.hit_end
+    copies = result.hit_copies
     if frequency_cap is not None and key.shape[0]:
         # a key is in a document when any of its (item, position) postings matched there
         pairs = np.unique(np.stack([key, doc], axis=1), axis=0)
         df = np.bincount(pairs[:, 0], minlength=exact.keys.shape[0])
         keep = df[key] <= frequency_cap
-        key, item, q, doc, pos, start, end = (a[keep] for a in (key, item, q, doc, pos, start, end))
+        key, item, q, doc, pos, start, end, copies = (
+            a[keep] for a in (key, item, q, doc, pos, start, end, copies)
+        )
 
-    full = pos >= 0
     rdoc = doc_rank[doc] if doc.shape[0] else _i64()
-    runs = _runs(n, item[full], rdoc[full], q[full], pos[full], start[full], end[full])
-    more: dict[tuple[int, int], int] = {}
-    for i, d, c in zip(result.more_item, result.more_doc, result.more_runs, strict=True):
-        k = (int(i), int(doc_rank[int(d)]))
-        more[k] = more.get(k, 0) + int(c)
+    runs = _runs(n, item, rdoc, q, pos, start, end)
+    # the pieces of one folded match all stand for as many matches as it did
+    run_copies = np.zeros(len(runs), np.int64)
+    run_copies[runs.run_of_row] = copies[runs.order]
 
     # matched n-gram positions and covered words per item
     matched_q = (
@@ -386,7 +405,7 @@ def finalize(
         documents = []
         for d in ranked[:max_documents]:
             listed = [r for r in per_doc[d] if runs.rank[r] < SPANS_PER_DOCUMENT]
-            omitted = len(per_doc[d]) - len(listed) + more.get((i, d), 0)
+            omitted = sum(int(run_copies[r]) for r in per_doc[d]) - len(listed)
             spans = tuple(
                 Span(start=int(runs.start[r]), end=int(runs.end[r]), tokens=int(runs.tokens[r]))
                 for r in sorted(listed, key=lambda r: (int(runs.start[r]), int(runs.end[r])))
@@ -396,7 +415,7 @@ def finalize(
             ItemOverlap(
                 id=ref.id,
                 partition=ref.partition,
-                matched=bool(item_runs),
+                matched=bool(ngram_hits[i] > 0),
                 ngram_fraction=float(ngram_hits[i]) / ngrams if ngrams else 0.0,
                 token_coverage=float(covered_per_item[i]) / tokens if tokens else 0.0,
                 longest_span=max((int(runs.tokens[r]) for r in item_runs), default=0),
