@@ -1,7 +1,8 @@
 """Model identity from a local model folder's content, so a changed model never reads stale cache.
 
-The fingerprint hashes the config, generation config, tokenizer files, the weights index and
-every weight file, each byte for byte: a fine-tune that changes only middle tensors changes it.
+The fingerprint hashes every file in the folder that a loader may read (configs, tokenizer and
+processor files, chat templates, remote code, the weights index and every weight file), each
+byte for byte: a fine-tune that changes only middle tensors, or only `spiece.model`, changes it.
 Hashing gigabytes takes a while, so a large file's digest is memoised in a small SQLite file
 under the cache folder, keyed by its absolute path, size, mtime, ctime, inode and device: any
 rewrite changes one of those, and a reload of an unchanged model is instant.
@@ -27,19 +28,25 @@ MEMO_MIN_BYTES = 8 << 20  # smaller files hash faster than a memo look-up is wor
 RACY_NS = 2_000_000_000
 _MEMO_FILE = "digests.sqlite"
 
-CONFIG_FILES = ("config.json", "generation_config.json")
-TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "vocab.json",
-    "merges.txt",
-    "tokenizer.model",
-    "added_tokens.json",
-    "chat_template.jinja",
-)
+# Which files count. A list of tokenizer file names is never complete (tokenizer classes name
+# their vocab files freely: spiece.model, sentencepiece.bpe.model, vocab.txt, *.tiktoken,
+# tekken.json, tokenizer.model.v3, source.spm, bpe.codes, a remote-code tokenization_*.py, ...),
+# and a missed one lets an edited tokenizer replay stale answers. So every top-level file counts,
+# plus transformers' additional_chat_templates/ folder, except the few below that no loader
+# reads: a needless file costs a hash (memoised when large), a missed one a wrong answer.
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
 INDEX_FILES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
+# The model's own configs: in the model fingerprint, left out of the tokenizer's, so models that
+# share a tokenizer show the same tokenizer fingerprint.
+MODEL_CONFIG_FILES = ("config.json", "generation_config.json", "params.json")
+SUBFOLDERS = ("additional_chat_templates",)
+_IGNORED_PREFIXES = ("readme", "license", "licence", "notice", "copying", "use_policy", "citation")
+_IGNORED_SUFFIXES = (
+    ".md", ".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp", ".pdf",
+    # Other frameworks' weights (TensorFlow, Flax, Rust, ONNX, TFLite, Core ML): no backend here
+    # loads them, and hashing a second copy of the weights would double the first load.
+    ".h5", ".msgpack", ".ot", ".onnx", ".onnx_data", ".tflite", ".mlmodel",
+)  # fmt: skip
 
 
 def _sha256(path: Path) -> str:
@@ -101,9 +108,26 @@ def _hash_files(root: Path, names: list[str], memo: DigestMemo) -> str:
     return h.hexdigest()
 
 
+def _ignored(name: str) -> bool:
+    lower = name.lower()
+    return lower.startswith(".") or lower.startswith(_IGNORED_PREFIXES) or lower.endswith(_IGNORED_SUFFIXES)
+
+
+def _loadable_files(root: Path) -> list[str]:
+    """Paths, relative to `root`, of every file a loader may read (see the rule above)."""
+    folders = [f for f in (root, *(root / sub for sub in SUBFOLDERS)) if f.is_dir()]
+    found = (p for folder in folders for p in folder.iterdir() if p.is_file() and not _ignored(p.name))
+    return sorted(p.relative_to(root).as_posix() for p in found)
+
+
+def _is_tokenizer_file(name: str) -> bool:
+    return not (name.endswith(WEIGHT_SUFFIXES) or name in INDEX_FILES or name in MODEL_CONFIG_FILES)
+
+
 def tokenizer_fingerprint(folder: str | Path, memo: DigestMemo | None = None) -> str | None:
+    """Content hash of the files other than weights, their index and the model's configs."""
     root = Path(folder)
-    names = [n for n in TOKENIZER_FILES if (root / n).is_file()]
+    names = [n for n in _loadable_files(root) if _is_tokenizer_file(n)]
     return _hash_files(root, names, memo or DigestMemo())[:16] if names else None
 
 
@@ -112,15 +136,14 @@ def model_files(folder: str | Path) -> list[str]:
     root = Path(folder)
     if not (root / "config.json").is_file():
         raise ModelSpecError(f"{root} is not a model folder (no config.json)", path=str(root))
-    names = [n for n in (*CONFIG_FILES, *TOKENIZER_FILES, *INDEX_FILES) if (root / n).is_file()]
-    names += [p.name for p in root.iterdir() if p.is_file() and p.name.endswith(WEIGHT_SUFFIXES)]
+    names = _loadable_files(root)
     if not any(n.endswith(WEIGHT_SUFFIXES) for n in names):
         raise ModelSpecError(f"{root} holds no weight files", path=str(root))
-    return sorted(set(names))
+    return names
 
 
 def folder_fingerprint(folder: str | Path, memo: DigestMemo | None = None) -> str:
-    """Content hash of a model folder: configs, tokenizer, weights index and weight files."""
+    """Content hash of a model folder: every file a loader may read, weights included."""
     return _hash_files(Path(folder), model_files(folder), memo or DigestMemo())[:32]
 
 

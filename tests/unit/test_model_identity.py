@@ -11,7 +11,7 @@ import pytest
 
 import contam.models.identity as identity
 from contam.models.base import ModelIdentity, ScoreResult
-from contam.models.identity import DigestMemo, folder_fingerprint, folder_identity
+from contam.models.identity import DigestMemo, folder_fingerprint, folder_identity, tokenizer_fingerprint
 from contam.models.mock import MockModel
 
 SIZE = 3 << 20
@@ -102,3 +102,74 @@ def test_mock_identity_hashes_script_values() -> None:
         raise AssertionError
 
     assert MockModel(generate_fn=other_generate).identity.key != MockModel().identity.key  # type: ignore[arg-type]
+
+
+# Files a tokenizer or processor loader may read, beyond the few every folder has: SentencePiece
+# models under any name, WordPiece and other vocab files, tiktoken ranks, Mistral's tekken.json
+# and versioned tokenizer.model.vN, a remote-code tokenizer, chat templates and processor configs.
+TOKENIZER_FILES = [
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "vocab.txt",
+    "cl100k_base.tiktoken",
+    "qwen.tiktoken",
+    "tekken.json",
+    "tokenizer.model.v3",
+    "source.spm",
+    "bpe.codes",
+    "tokenization_custom.py",
+    "chat_template.json",
+    "additional_chat_templates/tool_use.jinja",
+    "preprocessor_config.json",
+    "processor_config.json",
+]
+
+
+@pytest.mark.parametrize("name", TOKENIZER_FILES)
+def test_an_edit_to_any_tokenizer_file_changes_both_fingerprints(tmp_path: Path, name: str) -> None:
+    folder = model_folder(tmp_path / "m")
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"first version of " + name.encode())
+    model_before, tok_before = folder_fingerprint(folder), tokenizer_fingerprint(folder)
+    assert tok_before is not None
+    path.write_bytes(b"second version of " + name.encode())
+    assert folder_fingerprint(folder) != model_before
+    assert tokenizer_fingerprint(folder) != tok_before
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["README.md", "LICENSE", "LICENSE.txt", "USE_POLICY.md", ".gitattributes", "figure.png", "tf_model.h5"],
+)
+def test_files_no_backend_reads_leave_the_fingerprints_alone(tmp_path: Path, name: str) -> None:
+    folder = model_folder(tmp_path / "m")
+    (folder / "tokenizer.json").write_text("{}", encoding="utf-8")
+    model_before, tok_before = folder_fingerprint(folder), tokenizer_fingerprint(folder)
+    (folder / name).write_bytes(b"anything at all")
+    assert folder_fingerprint(folder) == model_before
+    assert tokenizer_fingerprint(folder) == tok_before
+
+
+def test_the_model_config_is_in_the_model_fingerprint_not_the_tokenizers(tmp_path: Path) -> None:
+    folder = model_folder(tmp_path / "m")
+    (folder / "tokenizer.json").write_text("{}", encoding="utf-8")
+    model_before, tok_before = folder_fingerprint(folder), tokenizer_fingerprint(folder)
+    (folder / "config.json").write_text('{"model_type": "llama", "rope_theta": 1.0}', encoding="utf-8")
+    assert folder_fingerprint(folder) != model_before
+    assert tokenizer_fingerprint(folder) == tok_before
+
+
+def test_a_folder_without_tokenizer_files_has_no_tokenizer_fingerprint(tmp_path: Path) -> None:
+    folder = model_folder(tmp_path / "m")
+    (folder / "generation_config.json").write_text("{}", encoding="utf-8")
+    (folder / "README.md").write_text("# a model", encoding="utf-8")
+    assert tokenizer_fingerprint(folder) is None
+
+
+def test_a_missing_folder_is_named_as_no_model_folder(tmp_path: Path) -> None:
+    from contam.errors import ModelSpecError
+
+    assert tokenizer_fingerprint(tmp_path / "absent") is None
+    with pytest.raises(ModelSpecError, match="not a model folder"):
+        folder_identity("hf", tmp_path / "absent")
