@@ -48,7 +48,8 @@ class ModelSpecError(InputError):
 
 
 class BackendUnavailable(ContamError):
-    """A backend's optional dependency is missing or the backend is not built yet."""
+    """A backend's optional dependency is missing or the backend is not built yet (CLI exit code 2,
+    like an input error: the user fixes it, usually with the `pip install 'contam[EXTRA]'` it names)."""
 
 
 class TransientModelError(ContamError):

@@ -1,17 +1,22 @@
 """Entry point. Subcommands are imported only when invoked, so `contam --help` stays fast and
 a missing optional backend never breaks an unrelated command.
 
-Exit codes: 0 success, 2 usage or input error, 1 any other failure.
+Exit codes: 0 success, 2 usage or input error or a missing optional dependency (the message names
+the extra to install), 1 any other failure.
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 import importlib
+import traceback
 from typing import Any
 
 import click
 
-from contam.errors import ContamError, InputError
+from contam import extras
+from contam.errors import BackendUnavailable, ContamError, InputError
 
 # name -> "module:attribute" of a click command or group.
 COMMANDS: dict[str, str] = {
@@ -35,18 +40,52 @@ class LazyGroup(click.Group):
             return None
         module, _, attr = ref.partition(":")
         command: click.Command = getattr(importlib.import_module(module), attr)
-        return command
+        needs = extras.CHILD_PROCESS_MODULES.get(cmd_name)
+        return _requiring(command, needs) if needs else command
 
     def invoke(self, ctx: click.Context) -> Any:
         # Our errors become one clear line and an exit code, not a traceback.
         try:
             return super().invoke(ctx)
-        except InputError as exc:
+        except (InputError, BackendUnavailable) as exc:
             click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+        except ModuleNotFoundError as exc:
+            error = extras.missing(exc.name, _command_path(exc, ctx)) if exc.name else None
+            if error is None:  # not an optional dependency of ours: a bug, keep its traceback
+                raise
+            click.echo(f"error: {error}", err=True)
             ctx.exit(2)
         except ContamError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(1)
+
+
+def _requiring(command: click.Command, modules: tuple[str, ...]) -> click.Command:
+    """`command`, first checking that `modules` are installed (after parsing, so --help still works)."""
+    callback = command.callback
+    if callback is None:
+        return command
+
+    @functools.wraps(callback)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        extras.require(modules, click.get_current_context().command_path)
+        return callback(*args, **kwargs)
+
+    command = copy.copy(command)
+    command.callback = checked
+    return command
+
+
+def _command_path(exc: BaseException, ctx: click.Context) -> str:
+    """`contam index build`: the innermost click context the exception passed through (its own is
+    closed by the time the exception reaches this group)."""
+    path = ctx.command_path
+    for frame, _ in traceback.walk_tb(exc.__traceback__):
+        inner = frame.f_locals.get("ctx")
+        if isinstance(inner, click.Context):
+            path = inner.command_path
+    return path
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
