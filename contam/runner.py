@@ -14,7 +14,7 @@ import itertools
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Literal, Protocol, TypeVar
 
 from pydantic import BaseModel
 
@@ -34,6 +34,10 @@ from contam.models.base import (
 Req = TypeVar("Req", bound=BaseModel)
 Res = TypeVar("Res", bound=BaseModel)
 T = TypeVar("T")
+
+
+# What a text past the model's context does: listed as unscored (skip) or fails the scan (fail).
+OnTooLong = Literal["skip", "fail"]
 
 
 class Progress(Protocol):
@@ -145,9 +149,11 @@ class Runner:
         batch_size: int | None = None,
         retry: RetryPolicy | None = None,
         progress: Progress | None = None,
+        on_too_long: OnTooLong = "skip",
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        self.on_too_long = on_too_long
         self.client = client
         self.cache = cache if cache is not None else CallCache(None)
         self.batch_size = batch_size or client.max_batch
@@ -175,7 +181,16 @@ class Runner:
         await self.client.aclose()
 
     async def score(self, requests: Sequence[ScoreRequest]) -> list[ScoreResult]:
-        return await self._run("score", requests, ScoreResult, self.client.score)
+        results = await self._run("score", requests, ScoreResult, self.client.score)
+        if self.on_too_long == "fail":
+            # Cached like any answer; only this policy turns an unscored long text into a failure.
+            for request, result in zip(requests, results, strict=True):
+                if result.overflow is not None:
+                    raise ModelCallError(
+                        f"{result.overflow.message()}; the request: {describe_request(request)} "
+                        "(--on-too-long skip lists it as unscored and goes on)"
+                    )
+        return results
 
     async def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResult]:
         return await self._run("generate", requests, GenerateResult, self.client.generate)

@@ -45,6 +45,7 @@ from probes._likelihood import (
     window_loglik,
     windows,
 )
+from probes.loss import bos_policy
 
 NULL = (
     "the partition's examples are exchangeable: its published order is no more likely under the "
@@ -67,7 +68,11 @@ class ExchangeabilityParams(ProbeParams):
     min_shard_size: int = Field(
         default=2, ge=2, description="fewest examples per shard; fewer shards are used for small partitions"
     )
-    add_bos: bool = Field(default=True, description="prepend the tokenizer's BOS to every window")
+    add_bos: bool | None = Field(
+        default=None,
+        description="unset: BOS before every window as the model's tokenizer puts it by default; "
+        "true or false forces it",
+    )
     exact_t: bool = Field(
         default=False,
         description="one-sample t test with the sample std (ddof=1) instead of the official statistic "
@@ -122,7 +127,7 @@ class ExchangeabilityProbe(Probe):
         notes.append(
             f"{shards} shards of {min(sizes)}-{max(sizes)} examples in published order, {p.permutations} "
             f"permutations each; statistic = canonical - mean permuted log-likelihood per shard (nats); "
-            f"BOS prepended to each window: {said}; no chat template"
+            f"BOS prepended to each window: {said} ({bos_policy(p.add_bos)}); no chat template"
         )
         if p.exact_t:
             notes.append("p-value from the one-sample t test across shards (sample std, ddof=1)")
@@ -166,6 +171,12 @@ class ExchangeabilityProbe(Probe):
             for w in ws
         ]
         answers = await model.score(requests)
+        long = next((a.overflow for a in answers if a.overflow is not None), None)
+        if long is not None:
+            raise ModelCallError(
+                f"a window of up to {self.params.context_len} characters does not fit the model: "
+                f"{long.message()}; lower exchangeability.context_len and stride"
+            )
         texts = iter(r.text for r in requests)
         results = iter(answers)
         try:

@@ -23,13 +23,18 @@ from contam.types import Item, Partition
 
 
 class LossParams(ProbeParams):
-    add_bos: bool = Field(default=True, description="prepend the tokenizer's BOS token before scoring")
+    add_bos: bool | None = Field(
+        default=None,
+        description="unset: BOS as the model's tokenizer puts it by default (the same on every backend); "
+        "true or false forces it",
+    )
 
 
 NO_TOKENS = (
     "no scored tokens (an empty text, or a one-token text without BOS: its first token has no log-prob)"
 )
 NOT_FINITE = "a token log-prob is not finite"
+TOO_LONG = "longer than the model's context"
 
 
 class LikelihoodProbe(ItemScoreProbe):
@@ -52,12 +57,18 @@ class LikelihoodProbe(ItemScoreProbe):
 
     @staticmethod
     def detail(result: ScoreResult, **extra: Any) -> dict[str, Any]:
-        return {"tokens": len(result.logprobs), "bos": result.bos, **extra}
+        detail: dict[str, Any] = {"tokens": len(result.logprobs), "bos": result.bos, **extra}
+        if result.overflow is not None:
+            # Its length and the limit, so a reader sees by how much it missed.
+            detail.update(length=result.overflow.tokens, limit=result.overflow.limit)
+        return detail
 
     @staticmethod
     def unscorable(*results: ScoreResult) -> str | None:
         """Why no score can come from these results (one per text the score reads), or None."""
         for result in results:
+            if result.overflow is not None:
+                return TOO_LONG
             if not result.logprobs:
                 return NO_TOKENS
             if not all(math.isfinite(lp) for lp in result.logprobs):
@@ -70,8 +81,18 @@ class LikelihoodProbe(ItemScoreProbe):
         if not bos:
             return result
         said = "yes" if bos == {True} else "no" if bos == {False} else "for some items only"
-        note = f"text scored exactly as published (no chat template); BOS token prepended: {said}"
+        note = (
+            f"text scored exactly as published (no chat template); BOS token prepended: {said} "
+            f"({bos_policy(self.params.add_bos)})"
+        )
         return result.model_copy(update={"notes": (*result.notes, note)})
+
+
+def bos_policy(add_bos: bool | None) -> str:
+    """The BOS policy in words, for a probe's notes."""
+    if add_bos is None:
+        return "as the model's tokenizer does by default, on every backend"
+    return f"forced by add_bos={str(add_bos).lower()}"
 
 
 @register_probe

@@ -18,6 +18,7 @@ from contam.report import ScanReport, check_overlap
 from contam.runner import Runner
 from contam.scan import scan as run_scan
 from contam.scan import suspect_partitions
+from probes.loss import TOO_LONG
 
 
 @click.command()
@@ -71,6 +72,14 @@ from contam.scan import suspect_partitions
     default=None,
     help="requests per model call (default: the backend's)",
 )
+@click.option(
+    "--on-too-long",
+    type=click.Choice(["skip", "fail"]),
+    default="skip",
+    show_default=True,
+    help="an item longer than the model's context: listed as unscored (with its length and the limit) "
+    "while the scan goes on, or the scan fails",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True, help="no progress bar or summary")
 def scan(
@@ -89,6 +98,7 @@ def scan(
     overlap_path: Path | None,
     concurrency: int,
     batch_size: int | None,
+    on_too_long: str,
     seed: int,
     quiet: bool,
 ) -> None:
@@ -115,7 +125,14 @@ def scan(
     spec, client = open_model(model_spec, api_key_env)
     cache = CallCache(None if no_cache else (cache_path or default_cache_path()))
     with TqdmProgress("scan", enabled=not quiet) as progress:
-        runner = Runner(client, cache, concurrency=concurrency, batch_size=batch_size, progress=progress)
+        runner = Runner(
+            client,
+            cache,
+            concurrency=concurrency,
+            batch_size=batch_size,
+            progress=progress,
+            on_too_long="fail" if on_too_long == "fail" else "skip",
+        )
 
         async def go() -> ScanReport:
             try:
@@ -176,6 +193,19 @@ def summary_table(report: ScanReport) -> str:
     if notes:
         lines.append("notes:")
         lines += [f"  {probe} [{', '.join(parts)}]: {text}" for (probe, text), parts in notes.items()]
+    too_long = {
+        (r.partition, u.id): u.detail for r in report.probes for u in r.unscored if u.reason == TOO_LONG
+    }
+    if too_long:
+        shown = [
+            f"{part}/{item} ({detail.get('length') or '?'} > {detail.get('limit') or '?'} tokens)"
+            for (part, item), detail in list(too_long.items())[:5]
+        ]
+        more = f" and {len(too_long) - 5} more" if len(too_long) > 5 else ""
+        lines.append(
+            f"not scored, longer than the model's context: {len(too_long)} item(s): {', '.join(shown)}{more} "
+            "(--on-too-long fail stops the scan instead)"
+        )
     if report.overlap is not None:
         items = report.overlap.items
         matched = sum(i.matched for i in items)

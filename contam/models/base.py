@@ -60,6 +60,15 @@ class ModelIdentity(_Frozen):
         default_factory=dict,
         description="backend options that change the numbers (dtype, max_model_len, top-k, ...)",
     )
+    bos_default: bool | None = Field(
+        default=None,
+        description="whether the tokenizer prepends a BOS token by default, which scoring follows "
+        "unless a request forces it (None: not known)",
+    )
+    basis: str | None = Field(
+        default=None,
+        description="what the fingerprint and settings cover, in words (weights, served dtype or URL)",
+    )
     weights_fingerprinted: bool = Field(
         default=True,
         description="false when the weights could not be read (a remote server): the fingerprint "
@@ -79,7 +88,11 @@ class ScoreRequest(_Frozen):
     """Score `text` exactly as given (never chat-templated)."""
 
     text: str
-    add_bos: bool = Field(default=True, description="prepend the tokenizer's BOS, if it has one")
+    add_bos: bool | None = Field(
+        default=None,
+        description="None: BOS as the tokenizer's own encode puts it (Llama yes, GPT-2 no), the same "
+        "on every backend; true or false forces it (true needs a tokenizer with a BOS token)",
+    )
     top_k: int = Field(default=0, ge=0, description="alternatives to return per position")
     distribution: bool = Field(default=False, description="also return per-position mean/std of log p")
 
@@ -89,11 +102,26 @@ class TokenAlternative(_Frozen):
     logprob: float
 
 
+class ContextOverflow(_Frozen):
+    """Why a text was not scored: it does not fit the model's context."""
+
+    tokens: int | None = Field(description="the text's length in tokens, BOS included (None: not said)")
+    limit: int | None = Field(description="the model's longest sequence in tokens (None: not said)")
+    setting: str = Field(description="where the limit comes from (max_model_len, the server, ...)")
+
+    def message(self) -> str:
+        length = f"{self.tokens} tokens" if self.tokens is not None else "longer than the context"
+        limit = f"{self.limit} tokens" if self.limit is not None else "not stated"
+        return f"the text is {length}; the model's maximum context length is {limit} ({self.setting})"
+
+
 class ScoreResult(_Frozen):
     """Per-token log-probs of the scored text.
 
     `tokens[i]` has log-prob `logprobs[i]` given everything before it. Without a BOS the first
-    text token has no conditional log-prob and is left out, which `bos` records.
+    text token has no conditional log-prob and is left out, which `bos` records. A text past the
+    model's context is not scored: no tokens, and `overflow` says by how much, on every backend
+    alike, so one long item leaves the rest of a scan to run (the runner can still refuse it).
     """
 
     tokens: tuple[str, ...]
@@ -103,6 +131,7 @@ class ScoreResult(_Frozen):
     dist_std: tuple[float, ...] | None = None
     distribution: DistributionSupport = "none"
     top: tuple[tuple[TokenAlternative, ...], ...] | None = None
+    overflow: ContextOverflow | None = None
 
     @property
     def total(self) -> float:
@@ -113,9 +142,16 @@ class ScoreResult(_Frozen):
         return self.total / len(self.logprobs) if self.logprobs else float("nan")
 
 
-def empty_score(request: ScoreRequest, *, bos: bool, distribution: DistributionSupport) -> ScoreResult:
+def empty_score(
+    request: ScoreRequest,
+    *,
+    bos: bool,
+    distribution: DistributionSupport,
+    overflow: ContextOverflow | None = None,
+) -> ScoreResult:
     """The result for a text with no token that has a conditional log-prob (empty, or one token
-    without BOS): nothing to score, said the same way by every backend instead of made up."""
+    without BOS), or one past the context (`overflow`): nothing scored, said the same way by every
+    backend instead of made up."""
     return ScoreResult(
         tokens=(),
         logprobs=(),
@@ -124,6 +160,7 @@ def empty_score(request: ScoreRequest, *, bos: bool, distribution: DistributionS
         dist_std=() if request.distribution else None,
         distribution=distribution if request.distribution else "none",
         top=() if request.top_k else None,
+        overflow=overflow,
     )
 
 
@@ -133,6 +170,12 @@ class ContextLimit:
 
     tokens: int | None
     setting: str
+
+    def overflow(self, n_tokens: int) -> ContextOverflow | None:
+        """Why a text of `n_tokens` cannot be scored, or None if it fits."""
+        if self.tokens is None or n_tokens <= self.tokens:
+            return None
+        return ContextOverflow(tokens=n_tokens, limit=self.tokens, setting=self.setting)
 
     def check(self, n_tokens: int, what: str) -> ModelCallError | None:
         """An error for a sequence past the limit (past it a local model's numbers mean nothing)."""
@@ -151,11 +194,10 @@ class ContextLimit:
 
 @dataclass
 class ScoreTriage:
-    """A score batch sorted before it reaches a local model: texts past the context (`failed`),
-    texts with nothing to score (answered in `results`), and the indices left to run."""
+    """A score batch sorted before it reaches a local model: texts with nothing to score or past
+    the context (answered in `results`), and the indices left to run."""
 
     results: dict[int, ScoreResult]
-    failed: dict[int, BaseException]
     runnable: list[int]
 
     @classmethod
@@ -164,19 +206,18 @@ class ScoreTriage:
         requests: Sequence[ScoreRequest],
         encoded: Sequence[Sequence[int]],
         *,
-        bos_id: int | None,
+        bos: Sequence[bool],
         limit: ContextLimit,
         distribution: DistributionSupport,
     ) -> ScoreTriage:
-        triage = cls({}, {}, [])
-        for i, (req, ids) in enumerate(zip(requests, encoded, strict=True)):
-            bos = req.add_bos and bos_id is not None
+        triage = cls({}, [])
+        for i, (req, ids, with_bos) in enumerate(zip(requests, encoded, bos, strict=True)):
             # Per request, so one long text does not fail the whole batch.
-            too_long = limit.check(len(ids), "the text to score" + (" with its BOS" if bos else ""))
-            if too_long is not None:
-                triage.failed[i] = too_long
-            elif len(ids) < 2:  # no token with a conditional log-prob: nothing to score
-                triage.results[i] = empty_score(req, bos=bos, distribution=distribution)
+            overflow = limit.overflow(len(ids))
+            if overflow is not None or len(ids) < 2:  # < 2: no token with a conditional log-prob
+                triage.results[i] = empty_score(
+                    req, bos=with_bos, distribution=distribution, overflow=overflow
+                )
             else:
                 triage.runnable.append(i)
         return triage

@@ -5,10 +5,12 @@ then reads every position's full next-token distribution, so the Min-K%++ statis
 Generation: greedy requests share left-padded batches; sampled ones run per request under their
 own seed, so a seeded request gives the same samples whatever it is batched with.
 
-Nothing runs past `max_position_embeddings` (RoPE would extrapolate silently): such a text, or a
-prompt plus `max_tokens`, fails with its length and the limit, as on vLLM, while the rest of its
-batch completes. A text with no token to score (empty, or one token without BOS) gives an empty
-result. The identity carries the dtype, which changes every number.
+Nothing runs past `max_position_embeddings` (RoPE would extrapolate silently): such a text is
+not scored (its result's `overflow` gives its length and the limit, as on vLLM), and such a
+prompt plus `max_tokens` fails, while the rest of its batch completes. A text with no token to
+score (empty, or one token without BOS) gives an empty result. BOS and token texts follow
+`LocalTokenizer`, as on the vLLM engine. The identity carries the dtype, which changes every
+number, and the computation version with the library versions.
 
 Spec options: `hf:PATH?device=cpu|cuda|auto&batch=16&dtype=float32|bfloat16|float16&threads=N`.
 """
@@ -36,10 +38,15 @@ from contam.models.base import (
     batch_failure,
 )
 from contam.models.identity import folder_identity
+from contam.models.local_tokenizer import LocalTokenizer
 from contam.models.spec import ModelSpec
-from contam.models.token_text import CachedDecode, token_text, token_texts
+from contam.models.versions import computation
 
 _OPTIONS = {"device", "batch", "dtype", "threads"}
+# Bumped with any change to what scoring or generation returns for the same request.
+# 2: BOS as the tokenizer's default; SentencePiece token texts; xlogy moments (-inf logits).
+COMPUTATION = "hf/2"
+_LIBRARIES = ("torch", "transformers", "tokenizers")
 
 
 def _import_torch() -> tuple[Any, Any]:
@@ -72,14 +79,18 @@ class HFModel:
         if dtype not in ("float32", "bfloat16", "float16"):
             raise ModelSpecError(f"dtype {dtype!r}: expected float32, bfloat16 or float16", field="dtype")
         # dtype changes every number; device and batch change only float noise, so they share a key.
-        self._identity = folder_identity("hf", root, settings={"dtype": dtype})  # checks the folder too
+        settings = {"dtype": dtype, "computation": computation(COMPUTATION, _LIBRARIES)}
+        identity = folder_identity("hf", root, settings=settings)  # checks the folder too
         if threads:
             torch.set_num_threads(threads)
         torch_dtype = getattr(torch, dtype)
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(root))
-        self._decode_cached = CachedDecode(self._decode)
+        self.local = LocalTokenizer(self.tokenizer)
+        self._identity = identity.model_copy(
+            update={"bos_default": self.local.default_bos, "basis": "model folder content and dtype"}
+        )
         if device == "cuda":
             # accelerate places (and if needed shards) the weights over the visible GPUs.
             self.model = transformers.AutoModelForCausalLM.from_pretrained(
@@ -128,24 +139,8 @@ class HFModel:
     async def aclose(self) -> None:
         return None
 
-    def _decode(self, ids: list[int]) -> str:
-        return str(self.tokenizer.decode(ids))
-
-    def token_ids(self, text: str, add_bos: bool) -> list[int]:
-        ids: list[int] = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        if add_bos and self.bos_id is not None:
-            return [self.bos_id, *ids]
-        return ids
-
-    def token_ids_many(self, texts: list[str], add_bos: list[bool]) -> list[list[int]]:
-        """`token_ids` for many texts in one tokenizer call (the fast tokenizer batches in Rust)."""
-        if not texts:
-            return []
-        batch: list[list[int]] = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
-        bos = self.bos_id
-        if bos is None:
-            return batch
-        return [[bos, *ids] if add else ids for ids, add in zip(batch, add_bos, strict=True)]
+    def token_ids(self, text: str, add_bos: bool | None = None) -> list[int]:
+        return self.local.encode(text, add_bos)
 
     # -- scoring -------------------------------------------------------------------------------
 
@@ -153,23 +148,23 @@ class HFModel:
         return await asyncio.to_thread(self._score_sync, list(requests))
 
     def _score_sync(self, requests: list[ScoreRequest]) -> list[ScoreResult]:
-        encoded = self.token_ids_many([r.text for r in requests], [r.add_bos for r in requests])
-        triage = ScoreTriage.of(requests, encoded, bos_id=self.bos_id, limit=self.limit, distribution="exact")
-        results, failed, runnable = triage.results, triage.failed, triage.runnable
+        encoded = self.local.encode_many([r.text for r in requests], [r.add_bos for r in requests])
+        bos = [self.local.bos(r.add_bos) for r in requests]
+        triage = ScoreTriage.of(requests, encoded, bos=bos, limit=self.limit, distribution="exact")
+        results, runnable = triage.results, triage.runnable
         order = sorted(runnable, key=lambda i: len(encoded[i]))
         for start in range(0, len(order), self.batch):
             chunk = order[start : start + self.batch]
-            for i, result in zip(
-                chunk,
-                self._score_chunk([requests[i] for i in chunk], [encoded[i] for i in chunk]),
-                strict=True,
-            ):
+            chunk_results = self._score_chunk(
+                [requests[i] for i in chunk], [encoded[i] for i in chunk], [bos[i] for i in chunk]
+            )
+            for i, result in zip(chunk, chunk_results, strict=True):
                 results[i] = result
-        if failed:
-            raise batch_failure(results, failed, len(requests))
         return [results[i] for i in range(len(requests))]
 
-    def _score_chunk(self, requests: list[ScoreRequest], encoded: list[list[int]]) -> list[ScoreResult]:
+    def _score_chunk(
+        self, requests: list[ScoreRequest], encoded: list[list[int]], bos: list[bool]
+    ) -> list[ScoreResult]:
         torch = self._torch
         width = max(len(ids) for ids in encoded)
         ids = torch.full((len(encoded), width), self.pad_id, dtype=torch.long)
@@ -182,11 +177,11 @@ class HFModel:
             # Row by row over real positions only: a [T, V] log-softmax stays in cache and skips the
             # padding, about 4x faster on CPU than one over the padded [B, T, V] block.
             return [
-                self._score_row(req, seq, logits[row, : len(seq) - 1])
-                for row, (req, seq) in enumerate(zip(requests, encoded, strict=True))
+                self._score_row(req, seq, logits[row, : len(seq) - 1], with_bos)
+                for row, (req, seq, with_bos) in enumerate(zip(requests, encoded, bos, strict=True))
             ]
 
-    def _score_row(self, req: ScoreRequest, seq: list[int], logits: Any) -> ScoreResult:
+    def _score_row(self, req: ScoreRequest, seq: list[int], logits: Any, bos: bool) -> ScoreResult:
         """Position t predicts token t+1; right padding leaves real positions untouched."""
         torch = self._torch
         n = len(seq) - 1  # positions with a conditional log-prob
@@ -195,27 +190,23 @@ class HFModel:
         token_lp = logp.gather(-1, target.unsqueeze(-1)).squeeze(-1).cpu()
         dist_mean = dist_std = None
         if req.distribution:
-            p = logp.exp()
-            mean = (p * logp).sum(-1)
-            var = (p * logp * logp).sum(-1) - mean * mean
+            mean, std = distribution_moments(torch, logp)
             dist_mean = tuple(mean.cpu().tolist())
-            dist_std = tuple(var.clamp_min(0).sqrt().cpu().tolist())
+            dist_std = tuple(std.cpu().tolist())
         top = None
         if req.top_k:
             top_lp, top_ids = (t.cpu() for t in logp.topk(min(req.top_k, logp.shape[-1]), dim=-1))
             top = tuple(
                 tuple(
-                    TokenAlternative(
-                        token=token_text(self._decode_cached, int(t), seq[: pos + 1]), logprob=float(lp)
-                    )
+                    TokenAlternative(token=self.local.piece(int(t), seq[: pos + 1]), logprob=float(lp))
                     for t, lp in zip(top_ids[pos].tolist(), top_lp[pos].tolist(), strict=True)
                 )
                 for pos in range(n)
             )
         return ScoreResult(
-            tokens=tuple(token_texts(self._decode_cached, seq, 1)),
+            tokens=self.local.scored_texts(seq, req.text, bos=bos),
             logprobs=tuple(token_lp.tolist()),
-            bos=req.add_bos and self.bos_id is not None,
+            bos=bos,
             dist_mean=dist_mean,
             dist_std=dist_std,
             distribution="exact" if req.distribution else "none",
@@ -238,7 +229,7 @@ class HFModel:
         results: dict[int, GenerateResult] = {}
         failed: dict[int, BaseException] = {}
         for i, r in enumerate(requests):
-            too_long = self.limit.check_prompt(len(self.token_ids(r.prompt or "", True)), r.max_tokens)
+            too_long = self.limit.check_prompt(len(self.token_ids(r.prompt or "")), r.max_tokens)
             if too_long is not None:
                 failed[i] = too_long
         greedy = [i for i, r in enumerate(requests) if r.temperature == 0.0 and i not in failed]
@@ -262,7 +253,7 @@ class HFModel:
     def _generate_batch(self, requests: list[GenerateRequest]) -> list[GenerateResult]:
         torch = self._torch
         first = requests[0]
-        encoded = [self.token_ids(r.prompt or "", True) for r in requests]
+        encoded = [self.token_ids(r.prompt or "") for r in requests]
         width = max(len(e) for e in encoded)
         # Left padding, so every prompt ends where generation starts.
         ids = torch.full((len(encoded), width), self.pad_id, dtype=torch.long)
@@ -324,6 +315,20 @@ class HFModel:
                 )
             results.append(GenerateResult(completions=tuple(completions)))
         return results
+
+
+def distribution_moments(torch: Any, logp: Any) -> tuple[Any, Any]:
+    """Per row of log-probs `logp` [T, V]: the mean and std of log p under p (Min-K%++'s mu, sigma).
+
+    A token with p = 0 (logit -inf, as masked or padded vocabulary entries have) contributes
+    nothing, as the limit p log p -> 0 says: its log p is masked to 0 first, where p * log p
+    would be 0 * -inf = NaN. (Masking keeps log p exact; `xlogy(p, p)` would recompute it from p.)
+    """
+    p = logp.exp()
+    finite = torch.where(torch.isfinite(logp), logp, torch.zeros_like(logp))
+    mean = (p * finite).sum(-1)
+    second = (p * finite * finite).sum(-1)
+    return mean, (second - mean * mean).clamp_min(0).sqrt()
 
 
 def _apply_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:

@@ -15,6 +15,7 @@ Spec options (`mock:delay=0.05,calls=calls.jsonl,seen=seen.json`):
     seen        JSON file: a list of texts the model has "memorised"
     fail_every  raise a transient error on every Nth call (retry tests)
     chat_only   1 to declare a chat-only model without log-probs
+    context     the longest text in tokens, BOS included; longer ones are not scored (`overflow`)
 """
 
 from __future__ import annotations
@@ -31,12 +32,14 @@ from contam.errors import ModelSpecError, TransientModelError
 from contam.models.base import (
     Capabilities,
     Completion,
+    ContextLimit,
     GenerateRequest,
     GenerateResult,
     ModelIdentity,
     ScoreRequest,
     ScoreResult,
     TokenAlternative,
+    empty_score,
 )
 from contam.models.spec import ModelSpec
 
@@ -78,8 +81,10 @@ class MockModel:
         fail_every: int = 0,
         chat_only: bool = False,
         name: str = "mock",
+        context: int | None = None,
     ) -> None:
         self.seen = tuple(seen)
+        self.limit = ContextLimit(context, "the mock's context option")
         self.score_script = dict(score_script or {})
         self.generate_fn = generate_fn
         self.delay = delay
@@ -93,6 +98,7 @@ class MockModel:
             "seen": sorted(self.seen),
             "score": sorted((text, r.model_dump_json()) for text, r in self.score_script.items()),
             "chat_only": chat_only,
+            "context": context,
             "generate_fn": _callable_name(generate_fn) if generate_fn is not None else None,
         }
         script_hash = hashlib.sha256(
@@ -152,7 +158,10 @@ class MockModel:
             return scripted
         tokens = tokenize(request.text)
         memorised = any(request.text in s for s in self.seen)
-        bos = request.add_bos
+        bos = request.add_bos is not False  # the mock's tokenizer adds BOS by default, as Llama's does
+        overflow = self.limit.overflow(len(tokens) + bos)
+        if overflow is not None:
+            return empty_score(request, bos=bos, distribution="exact", overflow=overflow)
         scored = tokens if bos else tokens[1:]
         prevs = (["<s>", *tokens] if bos else tokens)[: len(scored)]
         logprobs, means, stds, tops = [], [], [], []
@@ -218,7 +227,7 @@ def _chat_text(request: GenerateRequest) -> str:
 
 
 def create(spec: ModelSpec) -> MockModel:
-    known = {"delay", "calls", "seen", "fail_every", "chat_only", "name"}
+    known = {"delay", "calls", "seen", "fail_every", "chat_only", "name", "context"}
     unknown = set(spec.options) - known
     if unknown:
         raise ModelSpecError(
@@ -240,6 +249,7 @@ def create(spec: ModelSpec) -> MockModel:
             fail_every=int(opts.get("fail_every", 0)),
             chat_only=opts.get("chat_only", "0") in ("1", "true", "yes"),
             name=opts.get("name", "mock"),
+            context=int(opts["context"]) if "context" in opts else None,
         )
     except ValueError as exc:
         raise ModelSpecError(f"bad mock option: {exc}", field="--model") from exc

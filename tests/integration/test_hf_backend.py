@@ -121,15 +121,12 @@ def test_bad_options_name_the_field(tiny_model_dir: Path) -> None:
         create(ModelSpec.parse(f"hf:{tiny_model_dir.parent}"))
 
 
-async def test_past_the_context_is_refused_and_empty_texts_score_empty(model: HFModel) -> None:
-    from contam.errors import ModelCallError
-    from contam.models.base import PartialBatchError
-
+async def test_past_the_context_is_unscored_and_empty_texts_score_empty(model: HFModel) -> None:
     too_long = ScoreRequest(text=TEXTS[3] * 200)
-    with pytest.raises(PartialBatchError) as info:
-        await model.score([ScoreRequest(text=TEXTS[0]), too_long])
-    assert list(info.value.completed) == [0] and isinstance(info.value.failed[1], ModelCallError)
-    assert "maximum context length is 1024 tokens" in str(info.value)
+    ok, long = await model.score([ScoreRequest(text=TEXTS[0]), too_long])
+    assert ok.overflow is None and ok.logprobs and long.logprobs == () and long.overflow is not None
+    assert long.overflow.limit == 1024 and (long.overflow.tokens or 0) > 1024
+    assert "maximum context length is 1024 tokens" in long.overflow.message()
     empty, bos_only = await model.score([ScoreRequest(text="", add_bos=False), ScoreRequest(text="")])
     assert (empty.logprobs, empty.bos, bos_only.logprobs, bos_only.bos) == ((), False, (), True)
 

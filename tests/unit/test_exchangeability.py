@@ -179,10 +179,10 @@ class _NoBos(MockModel):
 async def test_bos_note_reports_what_the_backend_did_not_what_was_asked() -> None:
     probe = get_probe("exchangeability").from_options({"shards": 2, "permutations": 2})
     result = await probe.run(part("t", QUESTIONS[:8]), Runner(_NoBos()), ProbeContext("b"))
-    assert result.params["add_bos"] is True
-    assert any("BOS prepended to each window: no;" in n for n in result.notes)
+    assert result.params["add_bos"] is None  # the tokenizer default
+    assert any("BOS prepended to each window: no (as the model's tokenizer does" in n for n in result.notes)
     plain = await probe.run(part("t", QUESTIONS[:8]), Runner(MockModel()), ProbeContext("b"))
-    assert any("BOS prepended to each window: yes;" in n for n in plain.notes)
+    assert any("BOS prepended to each window: yes (" in n for n in plain.notes)
 
 
 async def test_notes_say_windows_are_measured_in_characters() -> None:

@@ -1,6 +1,7 @@
 """The hf backend's edges on a micro random Llama (built in a second, no trained model needed):
-texts past max_position_embeddings are refused with their length, not extrapolated; texts with no
-scorable token give an empty result; the identity carries the dtype."""
+texts past max_position_embeddings are not scored, and say their length and the limit, rather
+than extrapolated; texts with no scorable token give an empty result; the identity carries the
+dtype and the computation version."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from contam.errors import ModelCallError
-from contam.models.base import GenerateRequest, PartialBatchError, ScoreRequest
+from contam.models.base import GenerateRequest, ScoreRequest
 from contam.models.hf import HFModel
 
 pytest.importorskip("transformers")
@@ -55,23 +56,21 @@ def long_text(model: HFModel, n_tokens: int) -> str:
     return text
 
 
-async def test_a_text_past_the_context_is_refused_with_its_length(model: HFModel) -> None:
+async def test_a_text_past_the_context_is_not_scored_and_says_its_length(model: HFModel) -> None:
     text = long_text(model, MAX_POSITIONS)
     n = len(model.token_ids(text, True))
-    with pytest.raises(ModelCallError) as info:
-        await model.score([ScoreRequest(text=text)])
-    message = str(info.value)
-    assert f"{n} tokens" in message and f"{MAX_POSITIONS} tokens" in message
-    assert "max_position_embeddings" in message
+    [r] = await model.score([ScoreRequest(text=text, distribution=True)])
+    assert r.logprobs == () and r.tokens == () and r.dist_mean == ()
+    assert r.overflow is not None
+    assert (r.overflow.tokens, r.overflow.limit, r.overflow.setting) == (n, MAX_POSITIONS, "max_position_embeddings")
+    assert f"{n} tokens" in r.overflow.message() and f"{MAX_POSITIONS} tokens" in r.overflow.message()
 
 
-async def test_the_rest_of_a_batch_with_one_long_text_is_kept(model: HFModel) -> None:
+async def test_the_rest_of_a_batch_with_one_long_text_is_scored(model: HFModel) -> None:
     ok = ScoreRequest(text="alpha beta gamma")
-    with pytest.raises(PartialBatchError) as info:
-        await model.score([ok, ScoreRequest(text=long_text(model, MAX_POSITIONS)), ok])
+    first, long, last = await model.score([ok, ScoreRequest(text=long_text(model, MAX_POSITIONS)), ok])
     [alone] = await model.score([ok])
-    assert sorted(info.value.completed) == [0, 2] and list(info.value.failed) == [1]
-    assert info.value.completed[0] == info.value.completed[2] == alone
+    assert first == last == alone and alone.overflow is None and long.overflow is not None
 
 
 async def test_a_text_exactly_at_the_context_is_scored(model: HFModel) -> None:
@@ -115,5 +114,7 @@ async def test_generation_past_the_context_is_refused(model: HFModel) -> None:
 def test_identity_carries_the_dtype(micro_model_dir: Path, model: HFModel) -> None:
     fp32 = model.identity
     bf16 = HFModel(micro_model_dir, device="cpu", dtype="bfloat16").identity
-    assert fp32.settings == {"dtype": "float32"} and bf16.settings == {"dtype": "bfloat16"}
+    assert fp32.settings["dtype"] == "float32" and bf16.settings["dtype"] == "bfloat16"
     assert fp32.fingerprint == bf16.fingerprint and fp32.key != bf16.key
+    # What computed the numbers is in the key: a fix or a library upgrade never replays old calls.
+    assert fp32.settings["computation"].startswith("hf/") and "transformers=" in fp32.settings["computation"]

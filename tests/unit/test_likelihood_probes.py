@@ -58,7 +58,7 @@ async def test_min_k_is_mean_of_lowest_fraction(k: float, expected: float, used:
     result = await probe.run(part("p", ["x"]), Runner(model), ProbeContext("b"))
     assert result.items[0].score == pytest.approx(expected)
     assert result.items[0].detail == {"tokens": 10, "bos": True, "k_tokens": used}
-    assert result.params == {"add_bos": True, "k": k}
+    assert result.params == {"add_bos": None, "k": k}
 
 
 async def test_min_k_pp_standardises_each_token_by_its_position() -> None:
@@ -258,7 +258,7 @@ async def test_bos_choice_is_recorded() -> None:
     probe = get_probe("min_k").from_options({"add_bos": False})
     result = await probe.run(part("p", ["a b c"]), Runner(MockModel()), ProbeContext("b"))
     assert result.items[0].detail["bos"] is False and result.items[0].detail["tokens"] == 2
-    assert result.notes[-1].endswith("BOS token prepended: no")
+    assert "BOS token prepended: no (forced by add_bos=false)" in result.notes[-1]
 
 
 def test_lowest_fraction_of_nothing_is_nan() -> None:
@@ -307,7 +307,7 @@ async def test_an_item_without_scored_tokens_is_listed_apart_and_left_out_of_the
         n.startswith("1 of 7 'unseen' items could not be scored, excluded from the test")
         for n in result.notes
     )
-    assert any(n.endswith("BOS token prepended: no") for n in result.notes)
+    assert any("BOS token prepended: no" in n for n in result.notes)
 
 
 async def test_a_partition_with_no_scorable_item_reports_no_mean_and_no_test() -> None:

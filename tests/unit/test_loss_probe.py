@@ -28,7 +28,7 @@ async def test_loss_is_mean_token_logprob() -> None:
     assert [s.score for s in result.items] == [-2.0, -1.0]
     assert result.mean == pytest.approx(-1.5)
     assert result.items[0].detail == {"tokens": 3, "bos": True}
-    assert result.params == {"add_bos": True}
+    assert result.params == {"add_bos": None}
 
 
 async def test_loss_separates_memorised_partition() -> None:

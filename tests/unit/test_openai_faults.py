@@ -53,6 +53,9 @@ class Stub:
     # Per prompt, faults served to that prompt's attempts first (then the shared script applies).
     by_prompt: dict[str, list[str]] = field(default_factory=dict)
     completions_404: bool = False
+    root: str = "/nonexistent/stub"  # the served model folder /v1/models lists
+    adds_bos: bool = True  # the served tokenizer's default, which add_special_tokens=false turns off
+    too_long: tuple[str, ...] = ()  # prompts answered as vLLM answers a prompt past its context
     attempts: list[Attempt] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -64,8 +67,10 @@ class Stub:
             return self.script.pop(0) if self.script else self.then
 
 
-def _echo_body(payload: dict[str, Any]) -> dict[str, Any]:
+def _echo_body(payload: dict[str, Any], adds_bos: bool = True) -> dict[str, Any]:
     words = re.findall(r"\s*\S+", payload["prompt"])
+    if not (adds_bos and payload.get("add_special_tokens", True)):
+        return _echo_without_bos(words)
     tokens = ["<s>", *words, " on"]  # BOS, the prompt, one generated token
     known = words == TEXT_TOKENS
     return {
@@ -79,6 +84,21 @@ def _echo_body(payload: dict[str, Any]) -> dict[str, Any]:
         }],
         "usage": {"prompt_tokens": len(words) + 1, "completion_tokens": 1},
     }  # fmt: skip
+
+
+def _echo_without_bos(words: list[str]) -> dict[str, Any]:
+    tokens = [*words, " on"]  # the first text token has no log-prob
+    return {
+        "choices": [{
+            "index": 0, "text": "".join(tokens), "finish_reason": "length",
+            "logprobs": {
+                "tokens": tokens,
+                "token_logprobs": [None, *[-3.0] * (len(words) - 1), -0.7],
+                "top_logprobs": [None, *[{"x": -1.0}] * (len(words) - 1), {" on": -0.7}],
+            },
+        }],
+        "usage": {"prompt_tokens": len(words), "completion_tokens": 1},
+    }
 
 
 def _handler(stub: Stub) -> type[BaseHTTPRequestHandler]:
@@ -99,7 +119,10 @@ def _handler(stub: Stub) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(data)
 
         def do_GET(self) -> None:
-            self._send(200, {"data": [{"id": "stub", "owned_by": "vllm", "root": "/nonexistent/stub"}]})
+            if self.path == "/version":
+                self._send(200, {"version": "0.0-stub"})
+                return
+            self._send(200, {"data": [{"id": "stub", "owned_by": "vllm", "root": stub.root}]})
 
         def do_POST(self) -> None:
             payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -112,6 +135,14 @@ def _handler(stub: Stub) -> type[BaseHTTPRequestHandler]:
                 self._answer(payload)  # capability detection: not part of the script
                 return
             stub.attempts.append(Attempt(self.path, payload, dict(self.headers), time.monotonic()))
+            if payload.get("prompt") in stub.too_long:
+                message = (  # vLLM 0.32's words (renderers/params.py)
+                    "This model's maximum context length is 1024 tokens. However, your prompt contains "
+                    "1025 input tokens, which exceeds this limit even without any output tokens. "
+                    "Please reduce the length of the input prompt."
+                )
+                self._send(400, {"error": {"message": message, "type": "BadRequestError"}})
+                return
             fault = stub.next_fault(payload.get("prompt"))
             if fault == "429":
                 self._send(429, {"error": {"message": "slow down"}}, {"Retry-After": "1"})
@@ -138,7 +169,7 @@ def _handler(stub: Stub) -> type[BaseHTTPRequestHandler]:
                 ]  # fmt: skip
                 self._send(200, {"choices": choices})
             elif payload.get("echo"):
-                self._send(200, _echo_body(payload))
+                self._send(200, _echo_body(payload, stub.adds_bos))
             else:
                 n = payload.get("n", 1)
                 choices = [
@@ -357,9 +388,72 @@ def test_identity_says_remote_weights_are_not_fingerprinted(stub: tuple[Stub, st
     client = _client(url)
     ident = client.identity
     assert ident.weights_fingerprinted is False  # the stub's root folder is not readable here
-    assert ident.settings == {"max_top_k": "20", "chat": "0"}
+    assert {k: ident.settings[k] for k in ("max_top_k", "chat", "server")} == {
+        "max_top_k": "20", "chat": "0", "server": url,
+    }
+    assert ident.settings["computation"].startswith("openai/") and "server=vllm 0.0-stub" in ident.settings["computation"]
     assert _client(url, top_k=5).identity.key != ident.key, "top-k changes the approximate statistics"
     assert _client(url).identity.key == ident.key
+    assert ident.basis is not None and "not readable" in ident.basis
+
+
+def _model_folder(root: Path) -> Path:
+    root.mkdir()
+    (root / "config.json").write_text('{"model_type": "llama"}')
+    (root / "model.safetensors").write_bytes(b"weights")
+    return root
+
+
+def test_a_readable_served_folder_still_keys_the_dtype_or_the_server(
+    stub: tuple[Stub, str], tmp_path: Path
+) -> None:
+    """Two servers of one folder at other dtypes must never share cached calls (issue 12, item 4)."""
+    state, url = stub
+    state.root = str(_model_folder(tmp_path / "served"))
+    plain = _client(url).identity
+    assert plain.weights_fingerprinted is True and plain.settings["server"] == url
+    assert plain.basis is not None and "server URL" in plain.basis and "dtype is not known" in plain.basis
+    bf16, fp32 = _client(url, dtype="bfloat16").identity, _client(url, dtype="float32").identity
+    assert bf16.fingerprint == fp32.fingerprint == plain.fingerprint  # same weights, read here
+    assert len({bf16.key, fp32.key, plain.key}) == 3
+    assert "server" not in bf16.settings and bf16.settings["dtype"] == "bfloat16"
+    assert bf16.basis is not None and "declared dtype bfloat16" in bf16.basis
+    # The spec option reaches it too.
+    assert create(ModelSpec.parse(f"openai:stub@{url}?dtype=bfloat16", api_key_env="CONTAM_TEST_KEY")).identity.key == bf16.key
+
+
+async def test_a_text_past_the_servers_context_is_unscored_not_failed(stub: tuple[Stub, str]) -> None:
+    state, url = stub
+    state.too_long = ("a very long text",)
+    client = _client(url)
+    long, ok = await client.score([ScoreRequest(text="a very long text", distribution=True), ScoreRequest(text="The cat sat")])
+    assert long.logprobs == () and long.overflow is not None
+    assert (long.overflow.tokens, long.overflow.limit) == (1025, 1024)
+    assert "1025 tokens" in long.overflow.message() and len(ok.logprobs) == 3
+    await client.aclose()
+
+
+async def test_bos_follows_the_servers_tokenizer_and_a_forced_one_it_cannot_give_fails(
+    stub: tuple[Stub, str],
+) -> None:
+    state, url = stub
+    state.adds_bos = False  # a GPT-2-style tokenizer: it has a BOS token but does not add it
+    client = _client(url)
+    assert client.identity.bos_default is False
+    [r] = await client.score([ScoreRequest(text="The cat sat")])
+    assert r.bos is False and r.tokens == (" cat", " sat")
+    assert "add_special_tokens" not in state.attempts[-1].payload
+    with pytest.raises(ModelCallError, match="cannot be asked to prepend a BOS token"):
+        await client.score([ScoreRequest(text="The cat sat", add_bos=True)])
+    await client.aclose()
+    state.adds_bos = True
+    client = _client(url)
+    assert client.identity.bos_default is True
+    default, forced_off = await client.score([ScoreRequest(text="The cat sat"), ScoreRequest(text="The cat sat", add_bos=False)])
+    assert default.bos is True and default.tokens == ("The", " cat", " sat")
+    assert forced_off.bos is False and forced_off.tokens == (" cat", " sat")
+    assert state.attempts[-1].payload["add_special_tokens"] is False
+    await client.aclose()
 
 
 async def test_an_empty_text_gives_an_empty_result_without_a_call(stub: tuple[Stub, str]) -> None:
