@@ -29,8 +29,9 @@ def serve_model(
     log_path: Path | None,
     timeout: float,
 ) -> None:
-    """Start a vLLM server for the model folder PATH, wait until it is healthy, print the model spec
-    that reaches it, and stop it cleanly on Ctrl-C or SIGTERM."""
+    """Start a vLLM server for the model folder PATH, wait until it is healthy and has answered one
+    1-token completion, print the model spec that reaches it, and stop it cleanly on Ctrl-C or
+    SIGTERM. If the server dies, say which exception killed it and where its log is."""
     from servers.vllm_server import VLLMServer
 
     server = VLLMServer(
@@ -57,8 +58,9 @@ def serve_model(
             click.echo(server.spec)
             click.echo("ready; Ctrl-C stops it", err=True)
             while not stop.wait(1.0):
-                if server.process is None or server.process.poll() is not None:
-                    click.echo(f"server exited:\n{server.log_tail()}", err=True)
+                code = server.process.poll() if server.process is not None else None
+                if server.process is None or code is not None:
+                    click.echo(server.failure_report(f"vLLM server exited with code {code}"), err=True)
                     raise SystemExit(1)
     except KeyboardInterrupt:
         pass
