@@ -198,7 +198,7 @@ class HFModel:
             top_lp, top_ids = (t.cpu() for t in logp.topk(min(req.top_k, logp.shape[-1]), dim=-1))
             top = tuple(
                 tuple(
-                    TokenAlternative(token=self.local.piece(int(t), seq[: pos + 1]), logprob=float(lp))
+                    TokenAlternative(token=self.local.piece(int(t), seq, pos + 1), logprob=float(lp))
                     for t, lp in zip(top_ids[pos].tolist(), top_lp[pos].tolist(), strict=True)
                 )
                 for pos in range(n)

@@ -85,11 +85,18 @@ class LocalTokenizer:
             piece = self._raw[token_id] = str(self.tokenizer.convert_ids_to_tokens(token_id))
         return piece
 
-    def piece(self, token_id: int, context: Sequence[int]) -> str:
-        """One token's text as a vLLM server reports it (for alternatives, which are not in the text)."""
+    # A vLLM server reads a piece's context from the log-probs already reported, and the first
+    # token of a sequence has none: it never counts as context, so neither does it here. (Without
+    # BOS, a character split between that token and the next is then "" in the next, as served.)
+
+    def piece(self, token_id: int, ids: Sequence[int], position: int) -> str:
+        """The text of `token_id` as an alternative at `ids[position]` (alternatives are not in the
+        text), read after the scored tokens before it, as a vLLM server reports it."""
+        context = ids[1:position]
         return token_text(self._decode, token_id, context, raw=self._raw_piece, marker=self.marker)
 
     def scored_texts(self, ids: Sequence[int], text: str, *, bos: bool) -> tuple[str, ...]:
         """Texts of `ids[1:]` (the tokens with a conditional log-prob), as exact substrings of `text`."""
-        pieces = token_texts(self._decode, ids, 1, raw=self._raw_piece, marker=self.marker)
+        scored = ids[1:]
+        pieces = token_texts(self._decode, scored, 0, raw=self._raw_piece, marker=self.marker)
         return aligned(pieces, text, whole=bos)

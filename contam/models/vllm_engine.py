@@ -172,7 +172,7 @@ class VLLMEngineModel:
                 ranked = sorted(entry.items(), key=lambda kv: -kv[1].logprob)[: request.top_k]
                 tops.append(
                     tuple(
-                        TokenAlternative(token=self.local.piece(t, ids[: pos + 1]), logprob=float(lp.logprob))
+                        TokenAlternative(token=self.local.piece(t, ids, pos + 1), logprob=float(lp.logprob))
                         for t, lp in ranked
                     )
                 )

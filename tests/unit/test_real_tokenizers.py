@@ -53,6 +53,21 @@ async def test_sentencepiece_token_texts_are_exact_substrings_that_join_back(sen
     assert with_bos[0].tokens == ("Hello", " world")
 
 
+async def test_without_bos_a_character_split_with_the_unscored_first_token_is_not_claimed(
+    gpt2_style: HFModel,
+) -> None:
+    """The first token has no log-prob and is not reported; a UTF-8 character it starts belongs
+    to it, so the next token reports "" for its last byte, as a vLLM server does (it reads no
+    context before the first scored token)."""
+    text = TEXTS[3]  # "Ü" is two bytes, the byte-level vocabulary's first two tokens
+    ids = gpt2_style.token_ids(text, add_bos=False)
+    assert gpt2_style.tokenizer.decode(ids[:1]).endswith("\ufffd")
+    [r] = await gpt2_style.score([ScoreRequest(text=text, add_bos=False)])
+    assert r.tokens[0] == "" and text.endswith("".join(r.tokens)) and "".join(r.tokens) == text[1:]
+    [with_bos] = await gpt2_style.score([ScoreRequest(text=text, add_bos=True)])
+    assert with_bos.tokens[:2] == ("", "Ü") and "".join(with_bos.tokens) == text
+
+
 async def test_sentencepiece_alternatives_keep_their_spaces_as_a_vllm_server_reports_them(
     sentencepiece: HFModel,
 ) -> None:

@@ -73,3 +73,42 @@ def test_cached_decode_gives_the_same_texts_and_decodes_each_single_token_once()
     assert token_texts(cached, ids, 0) == token_texts(decode, ids, 0)
     singles = [c for c in calls if len(c) == 1]
     assert len(singles) == len(set(map(tuple, singles))) == len(set(ids))
+
+
+# -- pieces aligned to the text (SentencePiece) ------------------------------------------------
+
+
+def test_restore_leading_spaces_puts_back_one_space_per_marker() -> None:
+    from contam.models.token_text import restore_leading_spaces
+
+    assert restore_leading_spaces("▁world", "world", "▁") == " world"
+    assert restore_leading_spaces("▁▁▁▁", "   ", "▁") == "    "  # decode kept three of four
+    assert restore_leading_spaces("world", "world", "▁") == "world"
+    assert restore_leading_spaces("▁x", " x", "▁") == " x"  # nothing missing, nothing added
+
+
+def test_align_drops_the_dummy_space_of_the_first_word() -> None:
+    from contam.models.token_text import align
+
+    # A vLLM server reports "▁Hello" as " Hello"; the text has no space there.
+    assert align([" Hello", " world"], "Hello world", whole=True) == ["Hello", " world"]
+    # A leading space the tokenizer swallowed into the first piece stays with it.
+    assert align([" Hello", "  ", "world"], " Hello  world", whole=True) == [" Hello", "  ", "world"]
+    assert align(["Hello", " world"], "  Hello world", whole=True) == ["  Hello", " world"]
+
+
+def test_align_without_bos_matches_a_suffix_and_keeps_split_characters() -> None:
+    from contam.models.token_text import align
+
+    assert align([" world"], "Hello world", whole=False) == [" world"]
+    assert align(["", "é", "t"], "xét", whole=False) == ["", "é", "t"]
+    assert align(["", "é"], "xé", whole=True) is None  # the first piece must own the rest
+
+
+def test_align_refuses_pieces_that_are_not_the_text() -> None:
+    from contam.models.token_text import align, aligned
+
+    # A normalising tokenizer (NFKC, lower case) returns other characters: kept as they are.
+    assert align(["ﬁ", "ne"], "fine", whole=True) is None
+    assert aligned(["hello"], "Hello", whole=True) == ("hello",)
+    assert align([], "", whole=True) == [] and align([], "x", whole=True) is None
