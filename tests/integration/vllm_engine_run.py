@@ -2,8 +2,9 @@
 
 vLLM's engine spawns a worker process and keeps it for the life of the interpreter, so the
 tests drive it from this script: `python vllm_engine_run.py MODEL_DIR REQUESTS.json OUT.json`.
-REQUESTS.json: {"score": [ScoreRequest...], "generate": [GenerateRequest...]}; OUT.json holds
-the identity, the capabilities and the results, as the backend returned them.
+REQUESTS.json: {"score": [ScoreRequest...], "generate": [GenerateRequest...], and optionally
+"exchangeability": {"texts": [...], "options": {...}}}; OUT.json holds the identity, the
+capabilities and the results as the backend returned them (and the probe's statistic).
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ def main(model_dir: str, requests_path: str, out_path: str) -> None:
     from contam.models.base import GenerateRequest, ScoreRequest
     from contam.models.spec import ModelSpec
     from contam.models.vllm_engine import create
+    from contam.probe import ProbeContext
+    from contam.registry import get_probe
+    from contam.runner import Runner
+    from contam.types import Item, Partition
 
     asks = json.loads(Path(requests_path).read_text())
     model = create(ModelSpec.parse(f"vllm:{model_dir}?max_model_len=1024"))
@@ -27,12 +32,19 @@ def main(model_dir: str, requests_path: str, out_path: str) -> None:
         generated = await model.generate(
             [GenerateRequest.model_validate(r) for r in asks.get("generate", [])]
         )
-        return {
+        out: dict[str, object] = {
             "identity": model.identity.model_dump(mode="json"),
             "capabilities": model.capabilities.model_dump(mode="json"),
             "score": [r.model_dump(mode="json") for r in scored],
             "generate": [r.model_dump(mode="json") for r in generated],
         }
+        if "exchangeability" in asks:
+            ask = asks["exchangeability"]
+            items = tuple(Item(id=str(i), partition="t", text=t) for i, t in enumerate(ask["texts"]))
+            probe = get_probe("exchangeability").from_options(ask["options"])
+            result = await probe.run(Partition("t", items), Runner(model), ProbeContext("b"))
+            out["exchangeability"] = result.model_dump(mode="json")
+        return out
 
     Path(out_path).write_text(json.dumps(asyncio.run(run())))
     model.shutdown()
