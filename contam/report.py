@@ -22,7 +22,9 @@ from contam.types import Benchmark
 # pydantic models only (no numpy, numba or datasketch): keeps `import contam` light
 from corpora_index.report import ItemOverlap, OverlapReport
 
-SCHEMA_VERSION = "1.1"  # 1.1: optional `overlap` (corpus overlap evidence)
+# 1.1: optional `overlap` (corpus overlap evidence). 1.2: the model identity's `bos_default` and
+# `basis`; unscored items longer than the context (detail `length`, `limit`). Older reports still load.
+SCHEMA_VERSION = "1.2"
 
 
 class _Frozen(BaseModel):
