@@ -8,6 +8,7 @@ mean and state that no test was possible, and never invent a threshold.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 
 import numpy as np
@@ -152,3 +153,83 @@ def fpr_at_tpr(positive: Sequence[float], negative: Sequence[float], tpr: float 
     """The lowest false-positive rate of any threshold that flags at least `tpr` of the positives."""
     f, t = _roc(positive, negative)
     return float(f[t >= tpr].min())
+
+
+# -- statistics of the generation probes -------------------------------------------------------
+
+
+def paired_greater(
+    treated: Sequence[float], control: Sequence[float], *, name: str = "guided - general"
+) -> PartitionStatistic:
+    """One-sided Wilcoxon signed-rank test that `treated` exceeds `control`, pair by pair.
+
+    The effect is the matched-pairs rank-biserial correlation r in [-1, 1] (Kerby 2014): the share
+    of the ranked differences favouring `treated` minus the share against; zero differences are
+    dropped (Wilcoxon's "wilcox" zero method), so ties say nothing either way. With no non-zero
+    difference there is no evidence: p = 1.
+    """
+    from scipy.stats import rankdata, wilcoxon
+
+    t = np.asarray(treated, dtype=np.float64)
+    c = np.asarray(control, dtype=np.float64)
+    if t.shape != c.shape or t.ndim != 1 or t.size == 0:
+        raise ValueError("paired_greater needs two equally long, non-empty sequences")
+    if not (np.isfinite(t).all() and np.isfinite(c).all()):
+        raise ValueError("paired_greater needs finite values; leave unscorable pairs out")
+    d = t - c
+    nonzero = d[d != 0]
+    null = f"{name} differences are symmetric about zero (the partition was not seen)"
+    if nonzero.size == 0:
+        return PartitionStatistic(
+            name="wilcoxon_signed_rank", value=0.0, p_value=1.0, null=null,
+            effect_name="rank_biserial", effect=0.0, n=int(d.size),
+        )  # fmt: skip
+    test = wilcoxon(nonzero, alternative="greater", zero_method="wilcox")
+    ranks = rankdata(np.abs(nonzero))
+    effect = float((ranks[nonzero > 0].sum() - ranks[nonzero < 0].sum()) / ranks.sum())
+    return PartitionStatistic(
+        name="wilcoxon_signed_rank",
+        value=float(test.statistic),
+        p_value=float(test.pvalue),
+        null=null,
+        effect_name="rank_biserial",
+        effect=effect,
+        n=int(d.size),
+    )
+
+
+def wilson_interval(successes: int, n: int, level: float = 0.95) -> Interval:
+    """Wilson score interval for a binomial rate (sound at rates near 0 or 1, unlike Wald's)."""
+    from scipy.stats import norm
+
+    if n <= 0 or not 0 <= successes <= n:
+        raise ValueError("wilson_interval needs 0 <= successes <= n and n > 0")
+    z = float(norm.ppf(0.5 + level / 2))
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return Interval(low=max(0.0, centre - half), high=min(1.0, centre + half), level=level, method="wilson")
+
+
+def rate_greater(
+    hits: int, n: int, reference_hits: int, reference_n: int, *, reference_name: str, what: str
+) -> PartitionStatistic:
+    """One-sided Fisher exact test that a partition's rate of `what` exceeds the reference's; the
+    effect is the difference of the two rates."""
+    from scipy.stats import fisher_exact
+
+    if n <= 0 or reference_n <= 0:
+        raise ValueError("rate_greater needs items on both sides")
+    table = [[hits, n - hits], [reference_hits, reference_n - reference_hits]]
+    odds, p = fisher_exact(table, alternative="greater")
+    return PartitionStatistic(
+        name="fisher_exact",
+        value=float(odds) if math.isfinite(odds) else sys.float_info.max,  # JSON has no inf
+        p_value=float(p),
+        null=f"the rate of {what} is no higher than in the reference (the partition was not seen)",
+        effect_name="rate_difference",
+        effect=hits / n - reference_hits / reference_n,
+        reference=reference_name,
+        n=n,
+        n_reference=reference_n,
+    )

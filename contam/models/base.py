@@ -246,6 +246,11 @@ class Completion(_Frozen):
     text: str
     finish_reason: str | None = None
     logprobs: tuple[float, ...] | None = None
+    token_ids: tuple[int, ...] | None = Field(
+        default=None,
+        description="the generated token ids, an end-of-sequence token included as vLLM reports it; "
+        "None where the backend does not give them (APIs other than vLLM's)",
+    )
 
 
 class GenerateResult(_Frozen):

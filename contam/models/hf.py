@@ -45,7 +45,7 @@ from contam.models.versions import computation
 _OPTIONS = {"device", "batch", "dtype", "threads"}
 # Bumped with any change to what scoring or generation returns for the same request.
 # 2: BOS as the tokenizer's default; SentencePiece token texts; xlogy moments (-inf logits).
-COMPUTATION = "hf/2"
+COMPUTATION = "hf/3"  # 3: completions carry their token ids
 _LIBRARIES = ("torch", "transformers", "tokenizers")
 
 
@@ -308,10 +308,16 @@ class HFModel:
                 text = self.tokenizer.decode(toks[:length], skip_special_tokens=True)
                 text, stopped = _apply_stop(text, req.stop)
                 lps = None
+                kept = length + (finish == "stop")  # the end token counts, as vLLM reports it
                 if step_lp is not None:
-                    lps = tuple(step_lp[row, : length + (finish == "stop")].tolist())
+                    lps = tuple(step_lp[row, :kept].tolist())
                 completions.append(
-                    Completion(text=text, finish_reason="stop" if stopped else finish, logprobs=lps)
+                    Completion(
+                        text=text,
+                        finish_reason="stop" if stopped else finish,
+                        logprobs=lps,
+                        token_ids=tuple(toks[:kept]),
+                    )
                 )
             results.append(GenerateResult(completions=tuple(completions)))
         return results

@@ -75,7 +75,7 @@ _TRANSIENT_STATUS = {408, 409, 425, 429}
 _PROBE_TEXT = "Hello world"
 # Bumped with any change to what this client makes of the same answers (parsing, token texts,
 # BOS policy, approximate statistics). 2: BOS policy, aligned token texts, overflow results.
-COMPUTATION = "openai/2"
+COMPUTATION = "openai/3"  # 3: completions carry a vLLM server's token ids
 # The server's own words for a prompt past its context (vLLM, OpenAI, llama.cpp, SGLang).
 _OVERFLOW = re.compile(
     r"maximum context length|context length exceeded|exceeds? the (?:available )?context", re.I
@@ -504,16 +504,20 @@ class OpenAIModel:
         payload = {**common, "prompt": request.prompt}
         if request.logprobs:
             payload["logprobs"] = request.logprobs
+        if self.is_vllm:
+            payload["return_token_ids"] = True  # vLLM's extension: the generated ids (CDD compares them)
         data = await self._post("/completions", payload)
         completions = []
         for choice in sorted(data.get("choices", []), key=lambda c: c.get("index", 0)):
             lp = choice.get("logprobs") or {}
             values = lp.get("token_logprobs") if request.logprobs else None
+            ids = choice.get("token_ids")
             completions.append(
                 Completion(
                     text=choice.get("text", ""),
                     finish_reason=choice.get("finish_reason"),
                     logprobs=tuple(float(v) for v in values if v is not None) if values else None,
+                    token_ids=tuple(int(t) for t in ids) if isinstance(ids, list) else None,
                 )
             )
         return _checked(completions, request)

