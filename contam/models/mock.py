@@ -214,7 +214,8 @@ class MockModel:
                 if cut >= 0:
                     text = text[:cut]
             lp = tuple(-0.05 if self.seen else -2.0 for _ in words) if request.logprobs else None
-            completions.append(Completion(text=text, finish_reason="length", logprobs=lp))
+            ids = tuple(_h(w) % 50_000 for w in words)  # a word's id: the same word, the same id
+            completions.append(Completion(text=text, finish_reason="length", logprobs=lp, token_ids=ids))
         return GenerateResult(completions=tuple(completions))
 
 
