@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "index": "contam.cli.overlap:index",
     "serve-model": "contam.cli.serve:serve_model",
     "testbed": "contam.cli.testbed:testbed",
+    "replay": "contam.cli.replay:replay",
 }
 
 
