@@ -175,7 +175,8 @@ def _parse_pairs(data: bytes, where: str) -> list[GuidedPair]:
         raise InputError("not valid UTF-8; re-encode it as UTF-8", path=where, line=line) from None
     pairs: list[GuidedPair] = []
     first_line: dict[tuple[str, str], int] = {}
-    for number, raw in enumerate(text.splitlines(), start=1):
+    # Lines end at \n only: splitlines() would also cut at U+2028 or U+0085 inside a JSON string.
+    for number, raw in enumerate(text.split("\n"), start=1):
         if not raw.strip():
             continue
         pair = _parse_line(raw, where, number)
@@ -190,7 +191,7 @@ def _parse_pairs(data: bytes, where: str) -> list[GuidedPair]:
         first_line[key] = number
         pairs.append(pair)
     if not pairs:
-        raise InputError("no pairs: the file is empty", path=where)
+        raise InputError("no pairs: the file is empty or blank", path=where)
     return pairs
 
 

@@ -130,6 +130,13 @@ def test_no_paired_test_when_any_instance_lacks_general(tmp_path: Path) -> None:
     assert by_name["c"].p_value is None and by_name["c"].note is not None
 
 
+def test_line_separators_inside_strings_do_not_split_a_line(tmp_path: Path) -> None:
+    path = tmp_path / "p.jsonl"
+    rows = [_pair("t", "one\u2028two\x85three"), _pair("t", NONE)]
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\r\n" for r in rows), encoding="utf-8")
+    assert [(p.guided, p.line) for p in read_pairs(path)] == [("one\u2028two\x85three", 1), (NONE, 2)]
+
+
 def test_same_id_in_two_partitions_is_fine(tmp_path: Path) -> None:
     path = _write(tmp_path / "p.jsonl", [_pair("a", NONE, id="1"), _pair("b", NONE, id="1")])
     assert [p.n for p in replay_guided(path).partitions] == [1, 1]
