@@ -49,7 +49,9 @@ def _decode(path: Path) -> str:
 
 def read_jsonl(path: Path) -> Iterator[tuple[Location, Row]]:
     text = _decode(path)
-    for number, line in enumerate(text.splitlines(), start=1):
+    # JSONL lines end at "\n" only: splitlines() would also cut at U+2028, U+0085 and the like,
+    # which JSON allows raw inside strings, and report a valid line as malformed.
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         loc = Location(str(path), line=number)

@@ -279,3 +279,12 @@ def test_builtin_humaneval() -> None:
     assert bench.counts == {"test": 164}
     item = bench.partition("test").items[0]
     assert item.id == "HumanEval/0" and item.text == (item.prompt or "") + (item.reference or "")
+
+
+def test_jsonl_strings_may_hold_unicode_line_separators(tmp_path: Path) -> None:
+    """U+2028 and U+0085 are legal raw inside JSON strings; a JSONL line ends at \\n only."""
+    path = tmp_path / "b.jsonl"
+    rows = [{"id": "a", "text": "one\u2028two\u0085three", "partition": "test"}, {"id": "b", "text": "x\r", "partition": "test"}]
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    bench = load_benchmark(str(path))
+    assert [i.text for i in bench.partitions["test"].items] == ["one\u2028two\u0085three", "x\r"]
