@@ -1,0 +1,590 @@
+"""`guided`: guided vs general completion (Golchin & Surdeanu, "Time Travel in LLMs", ICLR 2024).
+
+Each item is cut in two. The model is asked twice for the second piece: once by a **guided** prompt
+that names the dataset, the split and the label and asks for the continuation exactly as it appears
+in the dataset, once by a **general** prompt that asks for a continuation without naming the
+dataset. A model that has seen the item reproduces more of it when told where it comes from. Needs
+generation only, so it runs on chat-only APIs.
+
+- **Cut.** A fraction is drawn per item, uniform in [0.4, 0.7], from a seed made of the scan seed and
+  the item id (the official code draws one point for all items), and measured in whitespace-
+  delimited words. The cut is at the sentence boundary (after `.`, `!`, `?` or `…`, possibly closed
+  by a quote or bracket, but not after a list label like `B.`, an initialism like `U.S.` or a title
+  like `Dr.`; or at a line break; for code, at line breaks only) nearest the drawn point
+  among those that fall inside the window; when the text has one sentence, or no boundary falls in
+  the window, at the word boundary nearest the drawn point. An item with a prompt and a reference is
+  cut inside the reference: the first piece is the prompt, the separator the published text puts
+  between them, and the head of the reference; a one-word reference is the whole continuation. An
+  item of one word, without a reference, cannot be cut and is unscored.
+- **Task** (which templates): `auto` picks `code` when the benchmark's name is HumanEval-, MBPP- or
+  code-like or most items look like code; `nli` or `summarisation` when the name says so (mnli,
+  snli, rte, ... / xsum, cnn, samsum, ...); `qa` when most items have a prompt and a reference;
+  else `classification`, the paper's single-instance template, which names the label when the item
+  has one and reads as a generic "instance" template when not.
+- **Requests.** Greedy; guided and general requests of every item go to the runner in one call.
+  `max_tokens` unset: 3 tokens per whitespace-delimited word of the continuation plus 32 (a chat
+  model's preamble, a tokenizer's split of code), at most `max_tokens_cap`. Completion-form requests
+  stop at a blank line (`\\n\\n\\n` for code) and at a new `Dataset:` header, each unless the
+  continuation itself holds it.
+- **Reading a chat answer.** The first fenced code block, when there is one, is taken; a leading
+  cue (`Second piece:`, `Answer:`, ...) is dropped, and so is a restatement of the first piece (its
+  last 8 words found near the start of the answer: everything up to them, and a cue after them).
+  Completion-form answers are read as they are.
+- **Scores.** ROUGE-L F1 and word-level edit similarity of each completion against the true
+  continuation, on the completion's first n + max(2, n/10) words (n = the continuation's words), so
+  a completion that goes on past the continuation is not penalised. Item score = guided ROUGE-L
+  minus general ROUGE-L (higher = more likely seen).
+- **Match labels.** `exact` / `near_exact` / `none` for each completion, from `probes._text_match`
+  (rule and thresholds there). `judge=SPEC` also asks a second model, with a few-shot prompt in the
+  paper's style, whether each guided completion is an exact or near-exact match; its label goes in
+  the item detail beside the matcher's (`judge`, None when its answer opens with none of exact,
+  near-exact, no; `judge_answer` the answer). The judge is asked in chat form when it is chat-only,
+  else by a completion prompt ending in `Answer:`, stopped at a newline; greedy, 8 tokens.
+- **Partition.** A paired one-sided Wilcoxon signed-rank test of guided minus general ROUGE-L
+  (`contam.stats.paired_greater`), effect the rank-biserial correlation; no reference partition is
+  needed (one given is ignored, with a note). The paper's rule (contaminated with at least 1 exact
+  or 2 near-exact guided completions) is reported beside it, in the notes and in
+  `params["paper_rule"]` = `{"counts": {label: n}, "contaminated": bool}` (`paper_rule_judge` from
+  the judge's labels). The paper applies it to 10 instances; on more, more chances make it flag more
+  easily, and it has no stated error rate, unlike the paired test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import re
+import unicodedata
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import Field
+
+from contam.cache import CallCache
+from contam.errors import InputError, ModelSpecError
+from contam.models.base import GenerateRequest, ModelClient
+from contam.models.spec import ModelSpec
+from contam.probe import Probe, ProbeContext, ProbeParams
+from contam.registry import create_model, register_probe
+from contam.results import ItemScore, ProbeResult, UnscoredItem
+from contam.runner import Runner
+from contam.stats import mean_ci, paired_greater
+from contam.types import Item, Partition
+from probes._generation import (
+    Form,
+    PromptForm,
+    edit_similarity,
+    generate_request,
+    item_seed,
+    resolve_form,
+    rouge_l,
+    words,
+)
+from probes._guided_templates import BUILTIN, Task, Templates, UserTemplates, load_templates, render
+from probes._text_match import LABELS, MatchLabel, match_label, paper_rule
+
+__all__ = [
+    "LABELS",
+    "WINDOW",
+    "Cut",
+    "GuidedParams",
+    "GuidedProbe",
+    "Split",
+    "clean_completion",
+    "compared_head",
+    "cut_point",
+    "judge_label",
+    "judge_prompt",
+    "paper_rule",
+    "partition_summary",
+    "resolve_task",
+    "split_item",
+]
+
+WINDOW = (0.4, 0.7)  # where the cut may fall, as a fraction of the words
+TOO_SHORT = "one word and no reference: nothing to cut"
+NO_WORDS = "the continuation has no word to compare"
+RESTATED_WORDS = 8  # a restated first piece is recognised by this many of its last words
+MAX_TOKENS_CAP = 512
+
+Boundary = Literal["sentence", "line", "word", "start"]
+
+_SPAN = re.compile(r"\S+")
+_WORD = re.compile(r"\w+", re.UNICODE)
+_SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*$")
+# Not a sentence's end: a list label ("B."), an initialism ("U.S.", "e.g.") or a title ("Dr.").
+_NOT_AN_END = re.compile(r"^(?:\w|\w+\.\S+|Mr|Mrs|Ms|Dr|Prof|St|vs)\.$", re.IGNORECASE)
+_FENCE = re.compile(r"```[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
+# A label the answer opens with; "Answer" and the like only capitalised, as `answer: int = 0` is code.
+_CUE = re.compile(r"^\W*(?:(?i:second piece|sentence 2)|Answer|Solution|Continuation)\s*:[ \t]*\n?")
+_CODE_NAME = re.compile(r"humaneval|human-eval|mbpp|apps|code", re.IGNORECASE)
+_NLI_NAME = re.compile(r"nli|rte|scitail|hans", re.IGNORECASE)
+_SUMMARY_NAME = re.compile(r"xsum|cnn|dailymail|samsum|gigaword|summ", re.IGNORECASE)
+_CODE_LINE = re.compile(
+    r"^\s*(?:def |class |import |from \S+ import |return\b|for .+:\s*$|while .+:\s*$|if .+:\s*$|"
+    r"elif .+:\s*$|else:\s*$|#include|public |private |function\b|const |let |var )",
+    re.MULTILINE,
+)
+# The published names of the built-in benchmarks, as a guided prompt should say them.
+DISPLAY_NAMES: Mapping[str, str] = {
+    "gsm8k": "GSM8K",
+    "humaneval": "HumanEval",
+    "truthfulqa": "TruthfulQA",
+    "truthfulqa-mc": "TruthfulQA",
+}
+
+
+class GuidedParams(ProbeParams):
+    form: PromptForm = Field(
+        default="auto",
+        description="chat (an instruction), completion (a text a base model continues) or auto "
+        "(chat for chat-only models, else completion); a forced form the model cannot serve skips",
+    )
+    task: Literal["auto", "classification", "nli", "summarisation", "qa", "code"] = Field(
+        default="auto",
+        description="which templates: auto = code for code benchmarks, nli / summarisation by the "
+        "benchmark's name, qa for prompt/reference items, else classification",
+    )
+    templates: str | None = Field(
+        default=None,
+        description='JSON file of your own templates {"guided": {"chat": ..., "completion": ...}, '
+        '"general": {...}} over {dataset} {split} {label} {first_piece}; missing ones are built in',
+    )
+    dataset: str | None = Field(
+        default=None, description="the dataset's name in the guided prompt (default: the benchmark's)"
+    )
+    max_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        description="tokens per completion; unset: 3 per word of the continuation + 32, at most "
+        "max_tokens_cap",
+    )
+    max_tokens_cap: int = Field(default=MAX_TOKENS_CAP, ge=1, description="the most tokens per completion")
+    judge: str | None = Field(
+        default=None,
+        description="model spec of an LLM judge that labels each guided completion exact / "
+        "near-exact / no, beside the matcher",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Cut:
+    offset: int  # where the continuation starts, in the text that was cut
+    boundary: Boundary
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """An item cut in two: the first piece the model is shown and the continuation it should give."""
+
+    first_piece: str
+    continuation: str
+    fraction: float  # the drawn fraction
+    cut: Cut
+    cut_in: Literal["text", "reference"]
+
+
+def cut_point(text: str, fraction: float, *, lines: bool = False) -> Cut | None:
+    """Where to cut `text`, `fraction` of the way through its words (None for fewer than two words).
+
+    A sentence boundary (a line break only, with `lines`) inside `WINDOW` nearest the drawn point,
+    else the word boundary nearest it; the continuation starts at a word, or at a line's start
+    (indentation and all) for a line cut.
+    """
+    spans = [m.span() for m in _SPAN.finditer(text)]
+    n = len(spans)
+    if n < 2:
+        return None
+    target = fraction * n
+
+    def boundary(k: int) -> bool:  # between word k-1 and word k
+        if "\n" in text[spans[k - 1][1] : spans[k][0]]:
+            return True
+        if lines:
+            return False
+        word = text[spans[k - 1][0] : spans[k - 1][1]]
+        return _SENTENCE_END.search(word) is not None and _NOT_AN_END.match(word) is None
+
+    inside = [k for k in range(1, n) if WINDOW[0] * n <= k <= WINDOW[1] * n and boundary(k)]
+    if inside:
+        k = min(inside, key=lambda k: (abs(k - target), k))
+        if lines:
+            return Cut(text.rindex("\n", spans[k - 1][1], spans[k][0]) + 1, "line")
+        return Cut(spans[k][0], "sentence")
+    k = min(max(math.floor(target + 0.5), 1), n - 1)
+    return Cut(spans[k][0], "word")
+
+
+def split_item(item: Item, scan_seed: int, *, code: bool = False) -> Split | None:
+    """Cut `item` at its own drawn point (None when it cannot be cut: one word, no reference)."""
+    fraction = random.Random(item_seed(scan_seed, "guided", item.id)).uniform(*WINDOW)
+    if item.prompt is not None and item.reference is not None and item.reference.strip():
+        cut = cut_point(item.reference, fraction, lines=code) or Cut(0, "start")
+        head = item.prompt + _separator(item) + item.reference[: cut.offset]
+        return Split(_trim(head, code), item.reference[cut.offset :], fraction, cut, "reference")
+    found = cut_point(item.text, fraction, lines=code)
+    if found is None:
+        return None
+    return Split(_trim(item.text[: found.offset], code), item.text[found.offset :], fraction, found, "text")
+
+
+def _separator(item: Item) -> str:
+    """What the published text puts between prompt and reference (a newline if it cannot be told)."""
+    prompt, reference, text = item.prompt or "", item.reference or "", item.text
+    if len(text) >= len(prompt) + len(reference) and text.startswith(prompt) and text.endswith(reference):
+        sep = text[len(prompt) : len(text) - len(reference)]
+        if len(sep) <= 32:
+            return sep
+    return "\n"
+
+
+def _trim(first_piece: str, code: bool) -> str:
+    # A prompt ending in a space makes BPE models start oddly; code keeps a final newline.
+    return first_piece.rstrip(" \t") if code else first_piece.rstrip()
+
+
+def looks_like_code(text: str) -> bool:
+    return len(_CODE_LINE.findall(text)) >= 2
+
+
+def resolve_task(requested: str, benchmark: str, items: Sequence[Item]) -> Task:
+    """The templates to use for a partition (the `auto` rule is in the module docstring)."""
+    if requested != "auto":
+        return requested  # type: ignore[return-value]  # validated by GuidedParams
+    if _CODE_NAME.search(benchmark) or 2 * sum(looks_like_code(i.text) for i in items) > len(items):
+        return "code"
+    if _NLI_NAME.search(benchmark):
+        return "nli"
+    if _SUMMARY_NAME.search(benchmark):
+        return "summarisation"
+    if 2 * sum(i.prompt is not None and i.reference is not None for i in items) > len(items):
+        return "qa"
+    return "classification"
+
+
+def clean_completion(text: str, form: Form, first_piece: str) -> str:
+    """The part of a completion to score (chat answers: fence, cue and restatement dropped)."""
+    if form == "completion":
+        return text
+    fence = _FENCE.search(text)
+    if fence is not None:
+        text = fence.group(1)
+    text = _CUE.sub("", text, count=1)
+    return _CUE.sub("", _drop_restated(text, first_piece), count=1)
+
+
+def _drop_restated(text: str, first_piece: str) -> str:
+    piece = words(first_piece)
+    tail = piece[-RESTATED_WORDS:]
+    if len(tail) < RESTATED_WORDS // 2:
+        return text  # too short to recognise
+    tokens = list(_WORD.finditer(text))
+    norm = [unicodedata.normalize("NFKC", t.group()).lower() for t in tokens]
+    last_start = min(len(norm) - len(tail), len(piece) + 16)
+    for i in range(last_start + 1):
+        if norm[i : i + len(tail)] == tail:
+            return text[tokens[i + len(tail) - 1].end() :]
+    return text
+
+
+def compared_head(completion: str, continuation: str) -> str:
+    """The completion's first n + max(2, n/10) words (n = the continuation's), as written."""
+    n = len(words(continuation))
+    keep = n + max(2, math.ceil(n / 10))
+    for i, m in enumerate(_WORD.finditer(completion)):
+        if i == keep - 1:
+            return completion[: m.end()]
+    return completion
+
+
+def partition_summary(labels: Sequence[str]) -> tuple[dict[str, int], bool]:
+    """The count of each match label (every label present, 0 if unseen) and the paper's rule."""
+    counts: dict[str, int] = dict.fromkeys(LABELS, 0)
+    for label in labels:
+        if label not in counts:
+            raise ValueError(f"not a match label: {label!r} (labels are {', '.join(LABELS)})")
+        counts[label] += 1
+    return counts, paper_rule(counts)
+
+
+def rule_note(counts: Mapping[str, int], contaminated: bool, *, by: str) -> str:
+    n = sum(counts.values())
+    said = "contaminated" if contaminated else "not contaminated"
+    return (
+        f"paper's rule ({by}): {said} ({counts['exact']} exact, {counts['near_exact']} near-exact of {n} "
+        "guided completions; contaminated at >= 1 exact or >= 2 near-exact)"
+    )
+
+
+# -- the judge -------------------------------------------------------------------------------------
+
+_JUDGE_INSTRUCTION = (
+    "Instruction: You are given a reference text and a candidate text. The candidate was generated as "
+    "a copy of the reference. Decide whether the candidate is an exact match or a near-exact match "
+    "of the reference. An exact match has the same words in the same order (case, punctuation and "
+    "spacing aside). A near-exact match keeps the reference's sentence structure, its words and its "
+    "particulars, with only small edits: a word changed or dropped, a few words added. A candidate "
+    "that says the same thing in other words, or changes a name or a number, is not a match. Answer "
+    "with one of: exact, near-exact, no."
+)
+_JUDGE_EXAMPLES = (
+    (
+        "the pump was installed in 1998 and has run without a single failure since.",
+        "the pump was installed in 1998 and has run without a single failure since.",
+        "exact",
+    ),
+    (
+        "She sold 14 jars on Monday and twice as many on Tuesday, so 42 jars in all.",
+        "She sold 14 jars on Monday and twice as many on Tuesday, so 42 jars altogether.",
+        "near-exact",
+    ),
+    (
+        "The river floods each spring, when snow melts in the hills above the town.",
+        "Every spring the river overflows because the snow in the nearby hills melts.",
+        "no",
+    ),
+    (
+        "return sorted(set(values))[:k]",
+        "return sorted(values)[-k:]",
+        "no",
+    ),
+    (
+        "The treaty was signed in Vienna by four of the five delegations.",
+        "The treaty was signed in Vienna by four of five delegations present.",
+        "near-exact",
+    ),
+)
+_JUDGE_ANSWER = re.compile(r"^\W*(exact|near[-_ ]?exact|no|none)\b", re.IGNORECASE)
+
+
+def judge_prompt(reference: str, candidate: str) -> str:
+    """The few-shot judge prompt (the paper's, in our words and with our own examples)."""
+    shots = "\n\n".join(
+        f"Example {i}:\nReference text: {ref}\nCandidate text: {cand}\nAnswer: {answer}"
+        for i, (ref, cand, answer) in enumerate(_JUDGE_EXAMPLES, start=1)
+    )
+    query = f"Reference text: {reference}\nCandidate text: {candidate}\nAnswer:"
+    return f"{_JUDGE_INSTRUCTION}\n\n{shots}\n\n{query}"
+
+
+def judge_label(answer: str) -> MatchLabel | None:
+    """The label a judge's answer gives, or None if it gives none."""
+    found = _JUDGE_ANSWER.match(answer.strip())
+    if found is None:
+        return None
+    word = found.group(1).lower()
+    return "exact" if word == "exact" else "none" if word in ("no", "none") else "near_exact"
+
+
+# -- the probe -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    item: Item
+    split: Split
+    request: dict[str, Any]  # what guided and general requests share
+
+
+@register_probe
+class GuidedProbe(Probe):
+    name = "guided"
+    needs = ()
+    Params = GuidedParams
+    params: GuidedParams
+
+    def __init__(self, params: ProbeParams | None = None) -> None:
+        super().__init__(params)
+        # Read now, so a bad file fails before any model is opened.
+        self._user: UserTemplates | None = (
+            load_templates(self.params.templates) if self.params.templates else None
+        )
+        if self.params.judge:
+            try:
+                ModelSpec.parse(self.params.judge)
+            except ModelSpecError as exc:
+                raise InputError(exc.message, field="guided.judge") from None
+        self._judge: Runner | None = None
+        self._judge_users = 0
+
+    def templates(self, task: Task) -> Templates:
+        base = BUILTIN[task]
+        return self._user.over(base) if self._user is not None else base
+
+    def max_tokens(self, continuation: str) -> int:
+        if self.params.max_tokens is not None:
+            return self.params.max_tokens
+        return min(self.params.max_tokens_cap, 3 * len(continuation.split()) + 32)
+
+    @staticmethod
+    def stops(form: Form, task: Task, continuation: str) -> tuple[str, ...]:
+        if form == "chat":
+            return ()
+        candidates = ("\n\n\n", "\n# Dataset:") if task == "code" else ("\n\n", "\nDataset:")
+        return tuple(s for s in candidates if s not in continuation)
+
+    async def run(self, partition: Partition, model: ModelClient, ctx: ProbeContext) -> ProbeResult:
+        p = self.params
+        form, why = resolve_form(p.form, model.capabilities)
+        if form is None:
+            return self.skipped(partition, f"{why} (guided.form={p.form})")
+        task = resolve_task(p.task, ctx.benchmark, partition.items)
+        templates = self.templates(task)
+        dataset = p.dataset or DISPLAY_NAMES.get(ctx.benchmark, ctx.benchmark)
+        plans: list[_Plan] = []
+        unscored: list[UnscoredItem] = []
+        for item in partition.items:
+            split = split_item(item, ctx.seed, code=task == "code")
+            if split is None or not words(split.continuation):
+                reason = TOO_SHORT if split is None else NO_WORDS
+                unscored.append(UnscoredItem(id=item.id, reason=reason, detail={}))
+                continue
+            shared = {
+                "max_tokens": self.max_tokens(split.continuation),
+                "stop": self.stops(form, task, split.continuation),
+            }
+            plans.append(_Plan(item, split, shared))
+        requests: list[GenerateRequest] = []
+        for plan in plans:
+            for kind in ("guided", "general"):
+                text = render(
+                    templates.get(kind, form),
+                    dataset=dataset,
+                    split=partition.name,
+                    label=plan.item.label,
+                    first_piece=plan.split.first_piece,
+                )
+                requests.append(generate_request(form, text, **plan.request))
+        results = await model.generate(requests) if requests else []
+        completions = [r.completions[0].text if r.completions else "" for r in results]
+        items = [
+            self._score(plan, completions[2 * i], completions[2 * i + 1], form)
+            for i, plan in enumerate(plans)
+        ]
+        params: dict[str, Any] = {
+            **self.param_dict(),
+            "task_used": task,
+            "form_used": form,
+            "dataset_named": dataset,
+            "seed": ctx.seed,
+        }
+        if self._user is not None:
+            params["templates_sha256"] = self._user.sha256
+        notes = [
+            f"task {task}, {form} form; the guided prompt names dataset {dataset!r} and split "
+            f"{partition.name!r} (and the label, when the item has one), the general prompt does not; "
+            "scores compare each completion's first n + max(2, n/10) words with the n-word true "
+            "continuation"
+        ]
+        counts, contaminated = partition_summary([s.detail["match"] for s in items])
+        params["paper_rule"] = {"counts": counts, "contaminated": contaminated}
+        notes.append(rule_note(counts, contaminated, by="matcher"))
+        if p.judge and items:
+            async with self._judge_runner(p.judge, ctx) as judge:
+                items = await self._judged(items, plans, judge)
+                params["judge_model"] = judge.identity.key
+            judged = [s.detail["judge"] for s in items if s.detail["judge"] is not None]
+            counts, contaminated = partition_summary(judged)
+            params["paper_rule_judge"] = {"counts": counts, "contaminated": contaminated}
+            notes.append(rule_note(counts, contaminated, by=f"judge {params['judge_model']}"))
+            if len(judged) < len(items):
+                notes.append(f"the judge gave no label for {len(items) - len(judged)} of {len(items)} items")
+        if len(items) > 10:
+            notes.append(
+                "the paper applies its rule to 10 instances; on more, it flags more easily and has no "
+                "stated error rate: the paired test is the one with a p-value"
+            )
+        if unscored:
+            reasons = sorted({u.reason for u in unscored})
+            notes.append(
+                f"{len(unscored)} of {len(partition.items)} items could not be scored, excluded from the "
+                f"mean and the test: {'; '.join(reasons)}"
+            )
+        if ctx.reference is not None:
+            notes.append(
+                f"reference partition {ctx.reference.name!r} ignored: the test is paired, guided against "
+                "general completion of the same items"
+            )
+        values = [s.score for s in items]
+        statistic = None
+        mean, interval = mean_ci(values) if values else (None, None)
+        if items:
+            statistic = paired_greater(
+                [s.detail["guided_rouge_l"] for s in items], [s.detail["general_rouge_l"] for s in items]
+            )
+        else:
+            notes.append(f"no scorable item in {partition.name!r}: no test was possible")
+        return ProbeResult(
+            probe=self.name,
+            partition=partition.name,
+            params=params,
+            items=tuple(items),
+            unscored=tuple(unscored),
+            mean=mean,
+            mean_ci=interval,
+            statistic=statistic,
+            notes=tuple(notes),
+        )
+
+    @staticmethod
+    def _score(plan: _Plan, guided: str, general: str, form: Form) -> ItemScore:
+        continuation = plan.split.continuation
+        detail: dict[str, Any] = {
+            "cut": plan.split.cut.offset,
+            "cut_in": plan.split.cut_in,
+            "cut_fraction": round(plan.split.fraction, 4),
+            "boundary": plan.split.cut.boundary,
+            "continuation_words": len(words(continuation)),
+        }
+        for kind, raw in (("guided", guided), ("general", general)):
+            cleaned = clean_completion(raw, form, plan.split.first_piece)
+            head = compared_head(cleaned, continuation)
+            detail[f"{kind}_rouge_l"] = rouge_l(head, continuation)
+            detail[f"{kind}_edit"] = edit_similarity(head, continuation)
+            detail[f"{kind}_match"] = match_label(cleaned, continuation)
+            detail[f"{kind}_completion"] = head
+        detail["match"] = detail["guided_match"]
+        return ItemScore(
+            id=plan.item.id, score=detail["guided_rouge_l"] - detail["general_rouge_l"], detail=detail
+        )
+
+    async def _judged(
+        self, items: Sequence[ItemScore], plans: Sequence[_Plan], judge: Runner
+    ) -> list[ItemScore]:
+        form, _ = resolve_form("auto", judge.capabilities)
+        requests = [
+            generate_request(
+                form or "chat",
+                judge_prompt(plan.split.continuation, score.detail["guided_completion"]),
+                max_tokens=8,
+                stop=("\n",) if form == "completion" else (),
+            )
+            for score, plan in zip(items, plans, strict=True)
+        ]
+        results = await judge.generate(requests) if requests else []
+        out = []
+        for score, result in zip(items, results, strict=True):
+            answer = result.completions[0].text if result.completions else ""
+            detail = {**score.detail, "judge": judge_label(answer), "judge_answer": answer.strip()}
+            out.append(score.model_copy(update={"detail": detail}))
+        return out
+
+    @contextlib.asynccontextmanager
+    async def _judge_runner(self, spec: str, ctx: ProbeContext) -> AsyncIterator[Runner]:
+        """The judge's runner, shared by every run in flight on this probe; closed by the last."""
+        if self._judge is None:
+            cache = ctx.extras.get("cache")
+            self._judge = Runner(
+                create_model(ModelSpec.parse(spec)), cache if isinstance(cache, CallCache) else None
+            )
+        judge = self._judge
+        self._judge_users += 1
+        try:
+            yield judge
+        finally:
+            self._judge_users -= 1
+            if self._judge_users == 0:
+                self._judge = None
+                await judge.aclose()
