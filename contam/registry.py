@@ -38,6 +38,7 @@ _BUILTIN_PROBES: dict[str, str] = {
     "lowercase": "probes.lowercase:LowercaseProbe",
     "reference": "probes.reference:ReferenceProbe",
     "exchangeability": "probes.exchangeability:ExchangeabilityProbe",
+    "guided": "probes.guided:GuidedProbe",
     "ts_guessing_qb": "probes.ts_guessing:TSGuessingQBProbe",
     "ts_guessing_mc": "probes.ts_guessing:TSGuessingMCProbe",
     "cdd": "probes.cdd:CDDProbe",

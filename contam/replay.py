@@ -37,6 +37,7 @@ from probes._text_match import (
     match_label,
     paper_rule,
 )
+from probes.guided import compared_head
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -243,8 +244,11 @@ def _json_type(value: Any) -> str:
 
 
 def _scores(completion: str, reference: str) -> Scores:
+    # As the guided probe scores: only the completion's first n + max(2, n/10) words, so a
+    # completion that goes on past the continuation is not penalised for it.
+    head = compared_head(completion, reference)
     return Scores(
-        rouge_l=rouge_l(completion, reference), edit_similarity=edit_similarity(completion, reference)
+        rouge_l=rouge_l(head, reference), edit_similarity=edit_similarity(head, reference)
     )
 
 

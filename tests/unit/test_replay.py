@@ -267,3 +267,19 @@ def test_cli_checks_out_before_reading(run, tmp_path: Path) -> None:
     assert missing.exit_code == 2 and "cannot read" in missing.output
     usage = run("replay", "guided", "--out", str(tmp_path / "r.json"))
     assert usage.exit_code == 2 and "--input" in usage.output
+
+
+def test_replay_scores_a_completion_as_the_guided_probe_does(tmp_path: Path) -> None:
+    """A completion that goes on past the continuation scores as the probe scores it: on its
+    first n + max(2, n/10) words only, so replay and a scan agree."""
+    from contam.replay import score_pairs
+    from probes._generation import rouge_l
+    from probes.guided import compared_head
+
+    reference = "she paid 12 dollars for the blue notebook and two pens"
+    guided = reference + " and then she went home to write a long letter to her friend"
+    path = tmp_path / "pairs.jsonl"
+    path.write_text(json.dumps({"partition": "test", "reference": reference, "guided": guided}) + "\n")
+    [instance] = score_pairs(read_pairs(path)).instances
+    assert instance.guided.rouge_l == pytest.approx(rouge_l(compared_head(guided, reference), reference))
+    assert instance.guided.rouge_l > rouge_l(guided, reference)
