@@ -6,8 +6,9 @@ hand them to the runner, which caches, de-duplicates, batches and retries them.
 - **Seeds.** Every sampled request carries a seed derived from the scan seed, the probe and the
   item, so it is cached and replayed exactly and no two items share a stream.
 - **Form.** `chat` (the papers' instructions, as a user message) for instruction-tuned and
-  chat-only models, `completion` (a text a base model continues) otherwise; `auto` picks from the
-  model's capabilities, and a forced form the model cannot serve is a reason to skip.
+  chat-only models, `completion` (a text a base model continues, trailing whitespace dropped)
+  otherwise; `auto` picks from the model's capabilities, and a forced form the model cannot
+  serve is a reason to skip.
 - **Scores.** ROUGE-L F1 (`rouge-score`, stemming off, its own tokeniser) and a token-level edit
   similarity (`rapidfuzz`, 1 - normalised Levenshtein over words), both in [0, 1].
 """
@@ -64,7 +65,11 @@ def generate_request(
         "stop": tuple(stop),
     }
     if form == "completion":
-        return GenerateRequest(prompt=text, **common)
+        # No trailing whitespace: tokenizers attach it to the next word (" return", "\n    ",
+        # "▁world"), so a prompt ending in it forces a token boundary the model never saw in
+        # training, and a base model then mostly ends the document (measured on the testbed: every
+        # HumanEval prompt ending in "\n" gave an empty greedy output; stripped, none did).
+        return GenerateRequest(prompt=text.rstrip(), **common)
     messages = [ChatMessage(role="system", content=system)] if system else []
     messages.append(ChatMessage(role="user", content=text))
     return GenerateRequest(messages=tuple(messages), **common)
