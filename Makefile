@@ -14,7 +14,7 @@ lint: setup
 
 # Everything CI runs: lint, types, unit and integration tests (real vLLM server, uvicorn, Redis, Ray).
 test: lint
-	.venv/bin/python -m pytest -q
+	.venv/bin/python -m pytest -q --durations=25
 
 unit: setup
 	.venv/bin/python -m pytest -q tests/unit

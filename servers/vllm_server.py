@@ -27,6 +27,7 @@ from pathlib import Path
 from types import TracebackType
 
 from contam.errors import ContamError
+from contam.models.versions import vllm_cpu_build
 
 DEFAULT_START_TIMEOUT = 600.0
 # After a failed first request, how long to let the server finish dying so its log is complete.
@@ -138,6 +139,16 @@ def _continuation(lines: list[str], start: int, source: str | None) -> list[str]
     return more
 
 
+def cpu_scheduler_args(max_model_len: int) -> tuple[str, ...]:
+    """No chunked prefill on vLLM's CPU build: there, a seeded sampled request whose prompt is
+    split over steps kills the engine (`gen.set_offset`: "CPU Generator does not use offset"),
+    as CDD's n seeded samples per item did. Without chunking every prompt is scheduled whole, so
+    the step budget must hold the longest one."""
+    if not vllm_cpu_build():
+        return ()
+    return ("--no-enable-chunked-prefill", "--max-num-batched-tokens", str(max(max_model_len, 4096)))
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
@@ -216,6 +227,7 @@ class VLLMServer:
             "--dtype", self.dtype,
             "--max-model-len", str(self.max_model_len),
             "--max-logprobs", str(self.max_logprobs),
+            *cpu_scheduler_args(self.max_model_len),
             *self.extra_args,
         ]  # fmt: skip
 

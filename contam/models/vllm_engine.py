@@ -38,7 +38,7 @@ from contam.models.distribution import stats_from_logprobs
 from contam.models.identity import folder_identity, model_files
 from contam.models.local_tokenizer import LocalTokenizer
 from contam.models.spec import ModelSpec
-from contam.models.versions import computation
+from contam.models.versions import computation, vllm_cpu_build
 
 _OPTIONS = {"max_model_len", "dtype", "batch", "gpu_memory_utilization"}
 # Bumped with any change to what scoring or generation returns for the same request.
@@ -85,6 +85,11 @@ class VLLMEngineModel:
         }
         if gpu_memory_utilization is not None:
             kwargs["gpu_memory_utilization"] = gpu_memory_utilization
+        if vllm_cpu_build():
+            # A seeded sampled request whose prompt is chunked over steps kills the CPU build's
+            # engine ("CPU Generator does not use offset"): every prompt is scheduled whole.
+            kwargs["enable_chunked_prefill"] = False
+            kwargs["max_num_batched_tokens"] = max(int(kwargs["max_model_len"]), 4096)
         # dtype changes every number ("auto" is the model's own dtype on a GPU, unlike the float32
         # chosen on a CPU). max_model_len only decides which requests are refused, never a number.
         settings = {"dtype": str(kwargs["dtype"]), "computation": computation(COMPUTATION, _LIBRARIES)}
