@@ -42,6 +42,8 @@ def resolve_form(requested: PromptForm, caps: Capabilities) -> tuple[Form | None
         return ("chat" if caps.chat_only else "completion"), None
     if requested == "completion" and caps.chat_only:
         return None, "the model is chat-only and a completion-form prompt was asked for"
+    if requested == "chat" and not caps.chat:
+        return None, "the backend completes prompts only (no chat template); a chat-form prompt was asked for"
     return requested, None
 
 

@@ -34,6 +34,10 @@ class Capabilities(_Frozen):
         "vocabulary), approx_top_k (renormalised over the top-k returned), or none"
     )
     chat_only: bool = Field(default=False, description="only a chat endpoint; no raw completion")
+    chat: bool = Field(
+        default=True,
+        description="takes chat messages (a chat endpoint with a template); local backends do not",
+    )
     n_samples: bool = Field(default=True, description="n samples per request in one call")
     max_top_k: int = Field(default=0, description="most alternatives per position it returns")
 

@@ -121,6 +121,7 @@ class HFModel:
             token_logprobs=True,
             distribution="exact",
             n_samples=True,
+            chat=False,  # completes prompts only: a local folder may have no chat template
             max_top_k=int(self.model.config.vocab_size),
         )
 

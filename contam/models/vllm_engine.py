@@ -107,6 +107,7 @@ class VLLMEngineModel:
             token_logprobs=True,
             distribution="exact",
             n_samples=True,
+            chat=False,  # completes prompts only (chat goes through a server's template)
             max_top_k=self.vocab_size,
         )
 

@@ -36,6 +36,10 @@ def test_form_follows_the_model_and_a_forced_form_it_cannot_serve_says_why() -> 
     assert resolve_form("auto", CHAT_ONLY) == ("chat", None)
     form, why = resolve_form("completion", CHAT_ONLY)
     assert form is None and why is not None and "chat-only" in why
+    local = BASE.model_copy(update={"chat": False})  # hf and the vLLM engine take no messages
+    form, why = resolve_form("chat", local)
+    assert form is None and why is not None and "no chat template" in why
+    assert resolve_form("auto", local) == ("completion", None)
 
 
 def test_text_scores_are_word_level_and_bounded() -> None:
