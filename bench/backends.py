@@ -34,6 +34,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench._common import bare_post  # noqa: E402
 from tests.fixtures.testbed import build_ci_testbed  # noqa: E402
 
 BATCH = 16
@@ -181,8 +182,6 @@ def main() -> None:
 def bench_server(
     model_dir: Path, requests: list[Any], bare: Callable[[], None], repeats: int
 ) -> tuple[list[tuple[str, float, float, float]], float]:
-    import httpx
-
     from contam.models.openai_http import OpenAIModel
     from servers.vllm_server import VLLMServer
 
@@ -196,15 +195,7 @@ def bench_server(
         ]  # fmt: skip
 
         async def wire() -> None:
-            limits = httpx.Limits(max_connections=16, max_keepalive_connections=16)
-            semaphore = asyncio.Semaphore(16)
-            async with httpx.AsyncClient(timeout=300, limits=limits) as http:
-
-                async def one(p: dict[str, Any]) -> None:
-                    async with semaphore:
-                        (await http.post(server.base_url + "/completions", json=p)).raise_for_status()
-
-                await asyncio.gather(*(one(p) for p in payloads))
+            await bare_post(server.base_url, [("/completions", p) for p in payloads], concurrency=16)
 
         async def backend() -> None:
             await client.score(requests)
