@@ -186,7 +186,7 @@ async def test_qb_prompts_in_completion_and_chat_form() -> None:
         "Question: Why do [MASK] nap?\n"
         "Answer:"
     )
-    assert req.messages is None and req.stop == ("\n",) and req.temperature == 0.0 and req.max_tokens == 8
+    assert req.messages is None and req.stop == () and req.temperature == 0.0 and req.max_tokens == 8
     assert req.seed is None and result.params["form_used"] == "completion" and "seed" not in result.params
 
     model, asked = recording()
@@ -217,7 +217,7 @@ async def test_mc_prompts_in_completion_and_chat_form() -> None:
         f"Question: Where do badgers live?\n{options}\n\n"
         f"Fill in [MASK] with the text of option {letter}.\n{letter}."
     )
-    assert "A. In setts" in req.prompt and req.stop == ("\n",) and req.max_tokens == 32
+    assert "A. In setts" in req.prompt and req.stop == () and req.max_tokens == 32
 
     chat_model = MockModel(chat_only=True, generate_fn=lambda r: reply(""))
     runner = Runner(chat_model)
@@ -540,3 +540,17 @@ def test_cli_scan_truthfulqa_mc(probe: str, tmp_path: Path, monkeypatch: pytest.
     if probe == "ts_guessing_mc":
         assert {u.reason for u in found.unscored} <= {BINARY, NEAR_DUP}
         assert any(n.startswith(f"{len(found.unscored)} of 817 items skipped") for n in found.notes)
+
+
+async def test_an_answer_on_a_new_line_is_read_not_lost() -> None:
+    """A base model often starts its answer on a new line; with a newline stop it came back empty
+    and was graded a miss (every HumanEval testbed answer was)."""
+    from contam.models.base import Completion, GenerateResult
+
+    def answers(request):  # type: ignore[no-untyped-def]
+        return GenerateResult(completions=(Completion(text="\n  photosynthesis\nand more"),))
+
+    item = Item(id="q", partition="t", text="Plants make sugar by photosynthesis using light.")
+    result = await get_probe("ts_guessing_qb")().run(Partition("t", (item,)), Runner(MockModel(generate_fn=answers)), ProbeContext("b"))
+    [scored] = result.items
+    assert scored.score == 1.0, scored.detail
