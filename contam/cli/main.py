@@ -10,6 +10,8 @@ from __future__ import annotations
 import copy
 import functools
 import importlib
+import os
+import sys
 import traceback
 from typing import Any
 
@@ -96,7 +98,19 @@ def cli() -> None:
 
 
 def main() -> None:
-    cli.main(prog_name="contam")
+    try:
+        cli.main(prog_name="contam")
+    except SystemExit as exc:
+        if "vllm" not in sys.modules:
+            raise
+        # The in-process vLLM engine is shut down by then and every output is written and closed,
+        # but its teardown can still race the interpreter's and abort ("terminate called without
+        # an active exception", exit 134), turning a finished scan into a failure for a release
+        # pipeline: leave with the command's own exit code instead.
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 if __name__ == "__main__":
