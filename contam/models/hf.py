@@ -107,7 +107,6 @@ class HFModel:
                                   "max_position_embeddings")  # fmt: skip
         self.batch = batch
         tok = self.tokenizer
-        self.bos_id: int | None = tok.bos_token_id
         eos = self.model.generation_config.eos_token_id
         eos = tok.eos_token_id if eos is None else eos
         # Some configs list several end tokens (Llama 3); generation stops at any of them.
