@@ -1,0 +1,1 @@
+"""Scans: submit, poll, list, cancel and fetch the report of a contamination scan job."""
