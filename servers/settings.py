@@ -1,0 +1,139 @@
+"""The service's configuration: one typed object read from `server.yaml` (`load_settings`).
+
+Models are registered here and nowhere else: a request names one, so the service can never be
+pointed at an address or a file by a client. An upstream API key is named by the environment
+variable that holds it (`api_key_env`); its value is read when the model is opened, never stored,
+logged or returned. Relative paths are relative to the working directory the service starts in.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from contam.errors import ModelSpecError
+from contam.models.spec import ModelSpec
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
+class ModelEntry(BaseModel):
+    """A registered model: the name requests use, the spec that reaches it, its key's env var."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=NAME_PATTERN, description="the name requests use")
+    spec: str = Field(min_length=1, description="a model spec: hf:PATH, vllm:PATH, openai:NAME@URL, mock:...")
+    api_key_env: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="environment variable holding the upstream API key (read at use time)",
+    )
+    description: str = ""
+
+    @field_validator("spec")
+    @classmethod
+    def _spec_parses(cls, value: str) -> str:
+        try:
+            ModelSpec.parse(value)
+        except ModelSpecError as exc:
+            raise ValueError(exc.message) from exc
+        return value
+
+    def model_spec(self) -> ModelSpec:
+        return ModelSpec.parse(self.spec, api_key_env=self.api_key_env)
+
+    def public(self) -> dict[str, Any]:
+        """What `GET /v1/models` may show: the name, backend and description; not the spec, which
+        can hold a base URL or a path of the server's own."""
+        return {"name": self.name, "backend": self.model_spec().backend, "description": self.description}
+
+
+class IndexEntry(BaseModel):
+    """A registered corpus index (`contam index build`), queried by `POST /v1/overlap`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=NAME_PATTERN)
+    path: Path
+    description: str = ""
+
+
+class LimitsSettings(BaseModel):
+    """Per-key limits and upload bounds (enforced by the API)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rate_per_s: float = Field(default=20.0, gt=0, description="requests per second per key (token bucket)")
+    burst: int = Field(default=40, ge=1, description="token bucket size per key")
+    max_active_jobs: int = Field(default=8, ge=1, description="queued + running jobs per key")
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    max_items: int = Field(default=5000, ge=1, description="items in an uploaded benchmark")
+    max_field_chars: int = Field(default=100_000, ge=16, description="characters in one uploaded field")
+
+
+class WorkerSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    lease_s: float = Field(
+        default=30.0, gt=0, description="a claimed job's lease; heartbeats renew it every third of it"
+    )
+    poll_s: float = Field(default=0.5, gt=0, description="idle wait between claims")
+    concurrency: int = Field(default=4, ge=1, le=256, description="model calls in flight per job")
+    batch_size: int | None = Field(default=None, ge=1, le=4096)
+
+
+class ServerSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    store: str = Field(
+        default="sqlite:///.contam/service/jobs.sqlite",
+        description="job store URL: sqlite:///PATH or postgresql://USER@HOST:PORT/DB",
+    )
+    cache_path: Path = Field(
+        default=Path(".contam/service/calls.sqlite"),
+        description="the SQLite call cache shared by every job (as `contam scan --cache`)",
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    workers: int = Field(default=1, ge=0, le=64, description="in-process workers of `contam serve`")
+    models: tuple[ModelEntry, ...] = ()
+    indexes: tuple[IndexEntry, ...] = ()
+    limits: LimitsSettings = LimitsSettings()
+    worker: WorkerSettings = WorkerSettings()
+
+    @field_validator("store")
+    @classmethod
+    def _store_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("expected sqlite:///PATH or postgresql://...")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> ServerSettings:
+        registered = (("model", [m.name for m in self.models]), ("index", [i.name for i in self.indexes]))
+        for kind, names in registered:
+            seen: set[str] = set()
+            for name in names:
+                if name in seen:
+                    raise ValueError(f"{kind} name {name!r} is registered twice")
+                seen.add(name)
+        return self
+
+    def model(self, name: str) -> ModelEntry | None:
+        return next((m for m in self.models if m.name == name), None)
+
+    def index(self, name: str) -> IndexEntry | None:
+        return next((i for i in self.indexes if i.name == name), None)
+
+
+def load_settings(path: str | Path) -> ServerSettings:
+    """Read and validate `server.yaml`; an error names the file, line and key."""
+    from contam.yamlconf import load_yaml
+
+    return load_yaml(path, ServerSettings)
+
+
+__all__ = ["IndexEntry", "LimitsSettings", "ModelEntry", "ServerSettings", "WorkerSettings", "load_settings"]
