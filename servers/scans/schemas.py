@@ -112,28 +112,42 @@ class UploadedItem(_Strict):
         return value
 
 
-class RegisteredBenchmark(_Strict):
-    """A benchmark the server knows by name (built-in or registered in server.yaml)."""
+class BenchmarkSpec(_Strict):
+    """A benchmark the server knows by name (built in), or one carried in the request (`items`)."""
 
-    name: RegisteredName = Field(examples=["humaneval"])
-
-
-class UploadedBenchmark(_Strict):
-    """A benchmark carried in the request."""
-
-    name: RegisteredName = Field(default="upload", description="shown in the report")
-    format: Literal["text", "qa", "mc"] | None = Field(
-        default=None, description="default: inferred from the fields present (the CLI's rule)"
+    name: RegisteredName | None = Field(
+        default=None,
+        examples=["humaneval"],
+        description="a built-in benchmark; with `items`, only the name shown in the report",
     )
-    items: list[UploadedItem] = Field(min_length=1, max_length=MAX_ITEMS_CEILING)
+    format: Literal["text", "qa", "mc"] | None = Field(
+        default=None, description="of uploaded items; default: inferred from the fields present"
+    )
+    items: list[UploadedItem] | None = Field(default=None, min_length=1, max_length=MAX_ITEMS_CEILING)
 
     @field_validator("items")
     @classmethod
-    def _item_count(cls, value: list[UploadedItem], info: ValidationInfo) -> list[UploadedItem]:
+    def _item_count(cls, value: list[UploadedItem] | None, info: ValidationInfo) -> list[UploadedItem] | None:
         limits = _limits(info)
-        if limits is not None and len(value) > limits.max_items:
+        if value is not None and limits is not None and len(value) > limits.max_items:
             raise ValueError(f"{len(value)} items, more than this server's limit of {limits.max_items}")
         return value
+
+    @model_validator(mode="after")
+    def _name_or_items(self) -> BenchmarkSpec:
+        if self.name is None and self.items is None:
+            raise ValueError("give a benchmark name, or the items themselves")
+        if self.items is None and self.format is not None:
+            raise ValueError("format applies to uploaded items only")
+        return self
+
+    @property
+    def uploaded(self) -> bool:
+        return self.items is not None
+
+    @property
+    def label(self) -> str:
+        return self.name or "upload"
 
 
 class ProbeSpec(_Strict):
@@ -193,7 +207,7 @@ class ScanRequest(ScanOptions):
         },
     )
 
-    benchmark: RegisteredBenchmark | UploadedBenchmark
+    benchmark: BenchmarkSpec
 
     @model_validator(mode="after")
     def _reference_not_tested(self) -> ScanRequest:
@@ -202,7 +216,7 @@ class ScanRequest(ScanOptions):
         return self
 
     @classmethod
-    def of(cls, options: ScanOptions, benchmark: RegisteredBenchmark | UploadedBenchmark) -> ScanRequest:
+    def of(cls, options: ScanOptions, benchmark: BenchmarkSpec) -> ScanRequest:
         return cls(benchmark=benchmark, **options.model_dump())
 
 
