@@ -110,6 +110,7 @@ class ItemScoreProbe(Probe):
                 _unscored_note(unscored, len(partition.items), "excluded from the mean and the test")
             )
         statistic = None
+        ref_scores: list[ItemScore] = []
         if ctx.reference is None:
             notes.append("no reference partition given: scores reported, no test was possible")
         elif ctx.reference.name == partition.name:
@@ -138,6 +139,7 @@ class ItemScoreProbe(Probe):
             params=self.param_dict(),
             items=tuple(scores),
             unscored=tuple(unscored),
+            reference_items=tuple(ref_scores),
             mean=mean,
             mean_ci=interval,
             statistic=statistic,

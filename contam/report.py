@@ -18,13 +18,15 @@ from contam.errors import InputError
 from contam.models.base import Capabilities, ModelIdentity
 from contam.results import ProbeResult
 from contam.types import Benchmark
+from contam.verdicts.types import VerdictSet
 
 # pydantic models only (no numpy, numba or datasketch): keeps `import contam` light
 from corpora_index.report import ItemOverlap, OverlapReport
 
 # 1.1: optional `overlap` (corpus overlap evidence). 1.2: the model identity's `bos_default` and
-# `basis`; unscored items longer than the context (detail `length`, `limit`). Older reports still load.
-SCHEMA_VERSION = "1.2"
+# `basis`; unscored items longer than the context (detail `length`, `limit`). 1.3: `verdicts` (one per
+# partition, with the policy) and `excerpts` (the most suspicious items' text). Older reports still load.
+SCHEMA_VERSION = "1.3"
 
 
 class _Frozen(BaseModel):
@@ -66,6 +68,29 @@ class RunInfo(_Frozen):
     model_calls: int
 
 
+class CorpusSnippet(_Frozen):
+    """The corpus text at one matched span, read from the corpus document when it was readable."""
+
+    document: str
+    start: int = Field(description="character offset of `text` in the document")
+    end: int
+    text: str = Field(description="the corpus text of the span, with a little context either side")
+    span_start: int = Field(description="offset of the matched span itself within `text`")
+    span_end: int
+
+
+class ItemExcerpt(_Frozen):
+    """An item shown in the report among the most suspicious, with its text and corpus matches."""
+
+    partition: str
+    id: str
+    text: str = Field(description="the item's text, cut to a few thousand characters")
+    truncated: bool = False
+    why: str = Field(description="why it is shown, e.g. 'highest min_k_pp score in seen_x16'")
+    scores: dict[str, float] = Field(default_factory=dict, description="probe name -> its item score")
+    snippets: tuple[CorpusSnippet, ...] = ()
+
+
 class ScanReport(_Frozen):
     schema_version: str = SCHEMA_VERSION
     benchmark: BenchmarkInfo
@@ -77,6 +102,12 @@ class ScanReport(_Frozen):
     overlap: OverlapReport | None = Field(
         default=None,
         description="corpus overlap evidence per item (overlap.json of the same benchmark), if attached",
+    )
+    verdicts: VerdictSet | None = Field(
+        default=None, description="one verdict per tested partition and the policy (absent before 1.3)"
+    )
+    excerpts: tuple[ItemExcerpt, ...] = Field(
+        default=(), description="the most suspicious items with their text, for the reports"
     )
 
     def item_overlap(self, partition: str, item_id: str) -> ItemOverlap | None:

@@ -56,6 +56,10 @@ class ProbeResult(_Frozen):
     unscored: tuple[UnscoredItem, ...] = Field(
         default=(), description="items that could not be scored, with why; excluded from every statistic"
     )
+    reference_items: tuple[ItemScore, ...] = Field(
+        default=(),
+        description="the reference partition's item scores the test compared against (for plots and ROC)",
+    )
     mean: float | None = None
     mean_ci: Interval | None = None
     statistic: PartitionStatistic | None = None

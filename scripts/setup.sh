@@ -24,8 +24,14 @@ if [ ! -f "$STAMP" ]; then
     touch "$STAMP"
 fi
 
-if ! command -v redis-server >/dev/null 2>&1; then
-    echo "[setup] installing redis-server (for the Redis LSH storage tests)" >&2
+# System packages: redis-server (Redis LSH storage tests), chromium (the HTML report is checked in a
+# headless browser), postgresql (the service's shared job store; tests start their own cluster).
+APT=()
+command -v redis-server >/dev/null 2>&1 || APT+=(redis-server)
+command -v chromium >/dev/null 2>&1 || APT+=(chromium)
+[ -x /usr/lib/postgresql/15/bin/initdb ] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || APT+=(postgresql)
+if [ ${#APT[@]} -gt 0 ]; then
+    echo "[setup] installing ${APT[*]}" >&2
     if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq redis-server >/dev/null
+    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${APT[@]}" >/dev/null
 fi
