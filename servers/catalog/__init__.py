@@ -1,0 +1,1 @@
+"""What this server offers: registered models, benchmarks and corpus indexes."""

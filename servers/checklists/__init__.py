@@ -1,0 +1,1 @@
+"""Release checklists as jobs."""

@@ -1,0 +1,1 @@
+"""Corpus overlap: a benchmark against a registered corpus index."""
