@@ -124,8 +124,6 @@ def _state(settings: ServerSettings, store: JobStore, *, expects_workers: bool) 
 
 
 def _default_pool(settings: ServerSettings, store: JobStore, n: int) -> Any:
-    import importlib
+    from servers.worker import WorkerPool
 
-    # TODO(store helper's servers/worker.py): a direct import once that module is committed.
-    worker = importlib.import_module("servers.worker")
-    return worker.WorkerPool(settings, store, n)
+    return WorkerPool(settings, store, n)
