@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "serve-model": "contam.cli.serve:serve_model",
     "testbed": "contam.cli.testbed:testbed",
     "replay": "contam.cli.replay:replay",
+    "report": "contam.cli.report:report",
 }
 
 

@@ -1,8 +1,9 @@
 """The Markdown report: the verdict table first, then each partition's evidence, then provenance.
 
-Every text taken from the report (rules, notes, item texts, ids) is data, not Markdown: table cells
-escape the pipe and angle brackets (a rendered `.md` must not run an item's `<script>`), and item
-texts go in code fences longer than any backtick run inside them.
+Every text taken from the report (rules, notes, item texts, ids) is data, not Markdown: prose and
+table cells escape what would open an HTML tag or entity (a rendered `.md` must not run an item's
+`<script>`) and table cells the pipe; ids and paths go in code spans and item texts in code fences,
+each fenced by more backticks than it contains, where CommonMark shows text literally.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from collections.abc import Iterable, Sequence
 from contam.report import ItemExcerpt, ScanReport
 from contam.reports import _format as f
 from contam.verdicts.types import PartitionVerdict
+
+_TAG = re.compile(r"<(?=[A-Za-z/!?])")
+_ENTITY = re.compile(r"&(?=#?[A-Za-z0-9]+;)")
 
 
 def render_markdown(report: ScanReport) -> str:
@@ -94,9 +98,12 @@ def _facts(title: str, facts: Iterable[tuple[str, str]]) -> list[str]:
 
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
-    lines = ["| " + " | ".join(_cell(h) for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
-    return lines
+    lines = [_row([_cell(h) for h in header]), _row(["---"] * len(header))]
+    return lines + [_row([_cell(c) for c in row]) for row in rows]
+
+
+def _row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
 
 
 def _bold_verdict(row: list[str]) -> list[str]:
@@ -110,7 +117,9 @@ def _cell(text: str) -> str:
 
 
 def _text(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Only what Markdown would read as HTML is escaped (a tag opening, an entity), so a rule such
+    as "p <= alpha" still reads as written in the raw file."""
+    return _TAG.sub("&lt;", _ENTITY.sub("&amp;", text))
 
 
 def _code(text: str) -> str:
