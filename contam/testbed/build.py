@@ -22,10 +22,18 @@ from contam.errors import InputError
 from contam.testbed.card import render_card
 from contam.testbed.config import TESTBED_VERSION, BuildArgs
 from contam.testbed.corpus import CleanCorpus, clean_corpus
+from contam.testbed.files import write_items
+from contam.testbed.heldout import (
+    HELDOUT_FILE,
+    add_heldout,
+    ensure_heldout,
+    injectable_items,
+    write_heldout,
+)
 from contam.testbed.inject import injected_documents
 from contam.testbed.sanity import Sanity
-from contam.testbed.split import split_items
-from contam.types import Benchmark, Item, Partition
+from contam.testbed.split import heldout_items, split_items
+from contam.types import Benchmark, Partition
 
 BUILD_FILE = "build.json"
 Log = Callable[[str], None]
@@ -42,16 +50,15 @@ class BuildResult:
     def sanity(self) -> Sanity:
         return Sanity.model_validate(self.info["sanity"])
 
+    @property
+    def heldout(self) -> Path | None:
+        """`heldout.jsonl`: benchmark items never drawn, never seen; None when the split took all."""
+        path = self.path / HELDOUT_FILE
+        return path if path.is_file() else None
+
 
 def cache_root() -> Path:
     return Path(os.environ.get("CONTAM_CACHE_DIR") or Path.home() / ".cache" / "contam") / "testbed"
-
-
-def injectable_items(bench: Benchmark) -> list[Item]:
-    """GSM8K: the test split (its train split is the clean corpus). Otherwise every item."""
-    if bench.name == "gsm8k":
-        return list(bench.partition("test").items)
-    return list(bench.items())
 
 
 def read_build(path: Path) -> dict[str, Any] | None:
@@ -81,6 +88,7 @@ def build(
 
     existing = read_build(out_dir)
     if existing is not None and existing.get("key") == key:
+        ensure_heldout(out_dir, args, bench, existing)  # a copy of a build older than the pool
         return BuildResult(out_dir, key, True, existing)
     if out_dir.exists() and any(out_dir.iterdir()) and not force:
         what = "another testbed build" if existing is not None else "files that are not this build"
@@ -130,6 +138,7 @@ def _build_locked(
         assert cached_record is not None
     else:
         say(f"testbed {key} found in the cache ({cached})")
+        ensure_heldout(cached, args, bench, cached_record)  # under the lock, before it is copied
     if cached != out_dir:
         _place(cached, out_dir)
     return BuildResult(out_dir, key, was_cached, cached_record)
@@ -162,7 +171,9 @@ def _build_into(
 
     started = time.perf_counter()
     preset = args.resolved_preset
-    parts = split_items(injectable_items(bench), args.exposures, args.seed, preset.max_items)
+    pool = injectable_items(bench)
+    parts = split_items(pool, args.exposures, args.seed, preset.max_items)
+    held = heldout_items(pool, args.seed, preset.max_items)
     injected = injected_documents(parts, args.form, bench.name)
     say(f"clean corpus {corpus.chars:,} chars ({', '.join(corpus.sources)}); "
         f"injected {len(injected):,} documents, {sum(len(d.text) for d in injected):,} chars")
@@ -193,14 +204,17 @@ def _build_into(
     sanity_s = time.perf_counter() - t0
 
     _write_benchmark(tmp / "benchmark.jsonl", parts)
-    truth = {
+    write_heldout(tmp, held)
+    exposures = {item.id: n for n, p in parts.items() for item in p.items}
+    truth: dict[str, Any] = {
         "benchmark": bench.name,
         "benchmark_sha256": bench.sha256,
         "form": args.form,
         "seed": args.seed,
         "partitions": {p.name: {"exposures": n, "items": len(p)} for n, p in parts.items()},
-        "exposures": {item.id: n for n, p in parts.items() for item in p.items},
+        "exposures": exposures,
     }
+    add_heldout(truth, held, len(pool))
     (tmp / "truth.json").write_text(json.dumps(truth, indent=1) + "\n", encoding="utf-8")
     record = {
         "key": key,
@@ -217,20 +231,11 @@ def _build_into(
                     "sanity": round(sanity_s, 1), "total": round(time.perf_counter() - started, 1)},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    (tmp / "card.md").write_text(render_card(record, parts), encoding="utf-8")
+    (tmp / "card.md").write_text(render_card(record, parts, held, len(pool)), encoding="utf-8")
     # Written last: its presence marks the folder complete.
     (tmp / BUILD_FILE).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
 
 
 def _write_benchmark(path: Path, parts: Mapping[int, Partition]) -> None:
-    """Rows the foundation loader reads: id, partition, text, and whichever optional fields all items have."""
-    items = [item for p in parts.values() for item in p.items]
-    optional = [f for f in ("prompt", "reference", "choices", "answer_index", "label")
-                if all(getattr(i, f) is not None for i in items)]
-    with path.open("w", encoding="utf-8") as fh:
-        for item in items:
-            row: dict[str, Any] = {"id": item.id, "partition": item.partition, "text": item.text}
-            for f in optional:
-                value = getattr(item, f)
-                row[f] = list(value) if isinstance(value, tuple) else value
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    """benchmark.jsonl: every partition's items, in the loader's row format."""
+    write_items(path, [item for p in parts.values() for item in p.items])

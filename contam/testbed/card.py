@@ -9,7 +9,10 @@ from contam.testbed.sanity import Sanity
 from contam.types import Partition
 
 
-def render_card(record: Mapping[str, Any], parts: Mapping[int, Partition]) -> str:
+def render_card(
+    record: Mapping[str, Any], parts: Mapping[int, Partition], heldout: Partition, pool: int
+) -> str:
+    """`pool`: the benchmark items the split drew from; `heldout`: those it did not draw."""
     args, preset, train = record["args"], record["preset"], record["train"]
     corpus, secs = record["corpus"], record["seconds"]
     figures = Sanity.model_validate(record["sanity"])
@@ -26,6 +29,8 @@ injected into the training text in form `{args["form"]}` as many times as its na
 | partition | exposures | items |
 |---|---|---|
 {part_lines}
+
+{_heldout_line(heldout, pool, preset["max_items"])}
 
 ## Training
 
@@ -56,3 +61,12 @@ Min-K%++ (k = {figures.k}); 0.5 is chance.
 contam scan benchmark.jsonl --model hf:model --partition seen_x{parts and max(parts)} --reference unseen
 ```
 """
+
+
+def _heldout_line(heldout: Partition, pool: int, max_items: int) -> str:
+    if not len(heldout):
+        return (f"No held-out pool: the split drew all {pool} benchmark items (at most {max_items}), "
+                "so no `heldout.jsonl` is written.")
+    return (f"Held out: the {len(heldout)} of {pool} benchmark items the split did not draw (at most "
+            f"{max_items}) are in `heldout.jsonl`, partition `heldout`, exposure 0: never in the training "
+            "text, a pool of never-seen references (`--reference heldout.jsonl`).")

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from contam.testbed.config import partition_name
 from contam.types import Item, Partition
 
+HELDOUT = "heldout"
+
 
 def split_items(
     items: Sequence[Item], exposures: Sequence[int], seed: int, max_items: int = 0
@@ -22,9 +24,7 @@ def split_items(
         raise ValueError("no benchmark items to split")
     if len(items) < len(exposures):
         raise ValueError(f"{len(items)} items cannot fill {len(exposures)} partitions")
-    order = list(range(len(items)))
-    rng = random.Random(f"contam-testbed-split:{seed}")
-    rng.shuffle(order)
+    order = _draw_order(len(items), seed)
     if max_items:
         order = order[:max_items]
     parts: dict[int, Partition] = {}
@@ -34,6 +34,23 @@ def split_items(
         name = partition_name(count)
         parts[count] = Partition(name, tuple(_renamed(items[i], name) for i in chosen))
     return parts
+
+
+def heldout_items(items: Sequence[Item], seed: int, max_items: int = 0) -> Partition:
+    """The items `split_items` did not draw (beyond `max_items`), as partition `heldout`, in
+    published order: never injected, so exposure 0, and a pool of never-seen references."""
+    name = HELDOUT
+    if not max_items or max_items >= len(items):
+        return Partition(name, ())
+    left = sorted(_draw_order(len(items), seed)[max_items:])
+    return Partition(name, tuple(_renamed(items[i], name) for i in left))
+
+
+def _draw_order(n: int, seed: int) -> list[int]:
+    """The seeded order both functions cut from: the first `max_items` are drawn, the rest held out."""
+    order = list(range(n))
+    random.Random(f"contam-testbed-split:{seed}").shuffle(order)
+    return order
 
 
 def _renamed(item: Item, partition: str) -> Item:
