@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from contam.errors import ModelSpecError
 from contam.models.spec import ModelSpec
@@ -81,8 +81,16 @@ class WorkerSettings(BaseModel):
         default=30.0, gt=0, description="a claimed job's lease; heartbeats renew it every third of it"
     )
     poll_s: float = Field(default=0.5, gt=0, description="idle wait between claims")
+    cancel_check_s: float = Field(
+        default=2.0, gt=0, description="heartbeat at least this often, so a cancel stops a job within it"
+    )
     concurrency: int = Field(default=4, ge=1, le=256, description="model calls in flight per job")
     batch_size: int | None = Field(default=None, ge=1, le=4096)
+
+    @property
+    def heartbeat_interval(self) -> float:
+        """Every third of the lease (two beats can be lost before it lapses), or more often."""
+        return min(self.lease_s / 3, self.cancel_check_s)
 
 
 class ServerSettings(BaseModel):
@@ -111,16 +119,18 @@ class ServerSettings(BaseModel):
             raise ValueError("expected sqlite:///PATH or postgresql://...")
         return value
 
-    @model_validator(mode="after")
-    def _unique_names(self) -> ServerSettings:
-        registered = (("model", [m.name for m in self.models]), ("index", [i.name for i in self.indexes]))
-        for kind, names in registered:
-            seen: set[str] = set()
-            for name in names:
-                if name in seen:
-                    raise ValueError(f"{kind} name {name!r} is registered twice")
-                seen.add(name)
-        return self
+    @field_validator("models", "indexes")
+    @classmethod
+    def _unique_names(
+        cls, entries: tuple[ModelEntry | IndexEntry, ...]
+    ) -> tuple[ModelEntry | IndexEntry, ...]:
+        first: dict[str, int] = {}
+        for i, entry in enumerate(entries):
+            if entry.name in first:
+                where = first[entry.name]
+                raise ValueError(f"[{i}]: name {entry.name!r} is registered twice (first at [{where}])")
+            first[entry.name] = i
+        return entries
 
     def model(self, name: str) -> ModelEntry | None:
         return next((m for m in self.models if m.name == name), None)

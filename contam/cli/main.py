@@ -31,6 +31,8 @@ COMMANDS: dict[str, str] = {
     "testbed": "contam.cli.testbed:testbed",
     "replay": "contam.cli.replay:replay",
     "report": "contam.cli.report:report",
+    "keys": "contam.cli.service:keys",
+    "worker": "contam.cli.service:worker",
 }
 
 

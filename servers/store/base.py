@@ -163,6 +163,15 @@ class JobStore(Protocol):
 
     def mark_cancelled(self, job_id: str, worker: str) -> None: ...
 
+    def release(self, job_id: str, worker: str) -> None:
+        """Put a running job back in the queue at once (a worker stopping gracefully), so the next
+        claim takes it without waiting for the lease to lapse."""
+        ...
+
+    def get_any_job(self, job_id: str) -> JobRecord | None:
+        """A job whoever owns it: for workers and operators, never for the API."""
+        ...
+
     def result(self, job_id: str, owner: str) -> str | None:
         """The result JSON (ScanReport or checklist) of the owner's done job, else None."""
         ...

@@ -328,6 +328,15 @@ class SQLStore:
     def mark_cancelled(self, job_id: str, worker: str) -> None:
         self._settle(job_id, worker, JobStatus.CANCELLED, "cancel_requested = 1", ())
 
+    def release(self, job_id: str, worker: str) -> None:
+        with self._write() as cur:
+            self._ex(
+                cur,
+                "UPDATE jobs SET status = 'queued', worker = NULL, lease_expires = NULL, updated_at = {now} "
+                "WHERE id = ? AND worker = ? AND status = 'running'",
+                (job_id, worker),
+            )
+
     def result(self, job_id: str, owner: str) -> str | None:
         with self._read() as cur:
             row = self._ex(

@@ -1,0 +1,205 @@
+"""Run one job: a scan or a checklist, through the same runner and SQLite call cache as the CLI.
+
+Every model call goes through `contam.runner.Runner` over `settings.cache_path`, so a job taken
+over by another worker, or run again after a restart, finds its completed calls in the cache and
+repeats none of them. While the job runs, `run_job` reports progress through a callback every
+`interval` seconds (the worker's heartbeat); a False answer (cancel requested, lease lost)
+cancels the job's asyncio task at once, and `JobStopped` is raised.
+
+Progress: `calls_*` are the runner's requests (planned and answered, cached ones included);
+for a scan, `items_*` count (probe, item) pairs of the tested partitions, done when the probe has
+finished its partition. A checklist reports calls only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from contam.errors import InputError
+from contam.probe import Probe, ProbeContext
+from contam.results import ProbeResult
+from contam.types import Partition
+from servers.settings import ServerSettings
+from servers.store.base import JobRecord, Progress
+
+ReportFn = Callable[[Progress], bool]
+
+
+class JobStopped(Exception):
+    """The progress callback said stop: the job's task was cancelled (its cached calls stay)."""
+
+
+class JobProgress:
+    """The runner's `Progress` (calls), plus items done per finished (probe, partition) pair."""
+
+    def __init__(self) -> None:
+        self.calls_total = 0
+        self.calls_done = 0
+        self.items_total = 0
+        self.items_done = 0
+
+    def add_total(self, n: int) -> None:
+        self.calls_total += n
+
+    def advance(self, n: int, *, cached: bool = False) -> None:
+        self.calls_done += n
+
+    def snapshot(self) -> Progress:
+        return Progress(
+            items_done=self.items_done,
+            items_total=self.items_total,
+            calls_done=min(self.calls_done, self.calls_total),
+            calls_total=self.calls_total,
+        )
+
+
+def execute(
+    job: JobRecord, settings: ServerSettings, report: ReportFn, *, interval: float | None = None
+) -> str:
+    """Run `job` to its result JSON in a fresh event loop (the worker thread's own)."""
+    return asyncio.run(run_job(job, settings, report, interval=interval))
+
+
+async def run_job(
+    job: JobRecord, settings: ServerSettings, report: ReportFn, *, interval: float | None = None
+) -> str:
+    every = interval if interval is not None else settings.worker.heartbeat_interval
+    progress = JobProgress()
+    work = asyncio.create_task(_dispatch(job, settings, progress))
+    while True:
+        done, _ = await asyncio.wait({work}, timeout=every)
+        if done:
+            break
+        # The store call blocks: off the loop, so the job's model calls go on meanwhile.
+        if not await asyncio.to_thread(report, progress.snapshot()):
+            work.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await work
+            raise JobStopped(job.id)
+    result = work.result()  # the job's own error, if any, is raised here
+    await asyncio.to_thread(report, progress.snapshot())  # the final counts, for the status
+    return result
+
+
+async def _dispatch(job: JobRecord, settings: ServerSettings, progress: JobProgress) -> str:
+    if job.kind == "scan":
+        return await run_scan(job.request, settings, progress)
+    if job.kind == "checklist":
+        return await run_checklist(job.request, settings, progress, out_dir=checklist_dir(settings, job.id))
+    raise InputError(f"jobs of kind {job.kind!r} are answered by the API at once, never queued", field="kind")
+
+
+def checklist_dir(settings: ServerSettings, job_id: str) -> Path:
+    """Where a checklist job writes its per-benchmark reports (beside the call cache)."""
+    return settings.cache_path.parent / "checklists" / job_id
+
+
+def _validated(model: Any, request: dict[str, Any]) -> Any:
+    try:
+        return model.model_validate(request)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise InputError(first["msg"], field=".".join(str(p) for p in first["loc"])) from None
+
+
+async def run_scan(request: dict[str, Any], settings: ServerSettings, progress: JobProgress) -> str:
+    """A stored scan request to its `ScanReport` JSON, verdicts included."""
+    from contam.benchmarks import select_partitions
+    from contam.cache import CallCache
+    from contam.registry import create_model, get_probe
+    from contam.runner import Runner
+    from contam.scan import scan, suspect_partitions
+    from contam.verdicts import VerdictPolicy, judge
+    from servers.benchmarks import open_benchmark
+    from servers.scans.schemas import ScanRequest
+
+    req: ScanRequest = _validated(ScanRequest, request)
+    entry = settings.model(req.model)
+    if entry is None:  # registered when submitted, since removed from server.yaml
+        raise InputError(f"no model {req.model!r} is registered on this server", field="model")
+    bench = open_benchmark(req.benchmark)
+    reference: Partition | None = None
+    if req.reference is not None:
+        if req.reference not in bench.partitions:
+            raise InputError(
+                f"no partition {req.reference!r} in {bench.name!r} ({', '.join(bench.partitions)})",
+                field="reference",
+            )
+        reference = bench.partitions[req.reference]
+    if req.partitions:
+        select_partitions(bench, req.partitions)  # an unknown name fails, naming the known ones
+    probes: list[Probe] = []
+    for i, spec in enumerate(req.probes):
+        try:
+            probes.append(get_probe(spec.name).from_options(spec.params))
+        except InputError as exc:
+            raise InputError(exc.message, field=f"probes[{i}]") from None
+    tested = suspect_partitions(bench, req.partitions or None, reference)
+    progress.items_total = sum(len(p) for p in tested) * len(probes)
+
+    client = create_model(entry.model_spec())  # an API key is read from its env var here, at use
+    cache = CallCache(settings.cache_path)
+    runner = Runner(
+        client,
+        cache,
+        concurrency=settings.worker.concurrency,
+        batch_size=settings.worker.batch_size,
+        progress=progress,
+    )
+    try:
+        report = await scan(
+            bench,
+            runner,
+            [_counting(p, progress) for p in probes],
+            # The registered name, not the spec: a spec can hold the server's own URLs and paths.
+            model_spec=entry.name,
+            partitions=req.partitions or None,
+            reference=reference,
+            reference_label=req.reference,
+            seed=req.seed,
+        )
+    finally:
+        await runner.aclose()
+        cache.close()
+    report = judge(report, bench, reference, VerdictPolicy(alpha=req.alpha))
+    return report.model_dump_json()
+
+
+def _counting(probe: Probe, progress: JobProgress) -> Probe:
+    """`probe`, counting its partition's items as done when it finishes one (same class, params
+    and name, so the report is the one the bare probe gives)."""
+    inner = probe.run
+
+    async def run(partition: Partition, model: Any, ctx: ProbeContext) -> ProbeResult:
+        result = await inner(partition, model, ctx)
+        progress.items_done += len(partition)
+        return result
+
+    counted = copy.copy(probe)
+    counted.run = run  # type: ignore[method-assign]
+    return counted
+
+
+async def run_checklist(
+    request: dict[str, Any], settings: ServerSettings, progress: JobProgress, *, out_dir: Path
+) -> str:
+    """A stored checklist request to its `ChecklistResult` JSON; the per-benchmark reports are
+    written under `out_dir`."""
+    from contam.checklist.run import arun_checklist
+    from servers.checklists.schemas import ChecklistRequest
+
+    req: ChecklistRequest = _validated(ChecklistRequest, request)
+    try:
+        config = req.to_config(settings)
+    except ValueError as exc:
+        field, _, message = str(exc).partition(": ")
+        raise InputError(message or field, field=field if message else None) from None
+    result = await arun_checklist(config, out_dir=out_dir, cache_path=settings.cache_path, progress=progress)
+    return result.model_dump_json()
