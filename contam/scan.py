@@ -12,6 +12,9 @@ from contam.probe import Probe, ProbeContext
 from contam.report import BenchmarkInfo, ModelInfo, RunInfo, ScanReport, now
 from contam.runner import Runner
 from contam.types import Benchmark, Partition
+from contam.verdicts.judge import judge
+from contam.verdicts.types import DEFAULT_POLICY, VerdictPolicy
+from corpora_index.report import OverlapReport
 
 
 def contam_version() -> str:
@@ -41,7 +44,11 @@ async def scan(
     reference: Partition | None = None,
     reference_label: str | None = None,
     seed: int = 0,
+    policy: VerdictPolicy | None = DEFAULT_POLICY,
+    overlap: OverlapReport | None = None,
 ) -> ScanReport:
+    """Run every probe on every tested partition; attach `overlap` (corpus evidence of the same
+    benchmark, checked by the caller) and, unless `policy` is None, the verdicts decided under it."""
     started = time.perf_counter()
     created = now()
     # The cache goes along so a probe that consults a second model (`reference`) caches it too.
@@ -51,7 +58,7 @@ async def scan(
     # The runner bounds concurrency and shares identical calls, so all pairs can go at once.
     results = await asyncio.gather(*(probe.run(part, model, ctx) for part in targets for probe in probes))
     stats = runner.stats
-    return ScanReport(
+    report = ScanReport(
         benchmark=BenchmarkInfo.of(bench),
         model=ModelInfo(spec=model_spec, identity=runner.identity, capabilities=runner.capabilities),
         reference=reference_label,
@@ -65,4 +72,6 @@ async def scan(
             cache_hits=stats.cache_hits,
             model_calls=stats.calls,
         ),
+        overlap=overlap,
     )
+    return report if policy is None else judge(report, bench, reference, policy)

@@ -65,6 +65,9 @@ class VerdictPolicy(_Frozen):
     )
 
 
+DEFAULT_POLICY = VerdictPolicy()
+
+
 class Evidence(_Frozen):
     """One piece of evidence about one partition: a probe's test, or the corpus overlap."""
 
