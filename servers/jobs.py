@@ -116,7 +116,7 @@ async def run_scan(request: dict[str, Any], settings: ServerSettings, progress: 
     from contam.registry import create_model, get_probe
     from contam.runner import Runner
     from contam.scan import scan, suspect_partitions
-    from contam.verdicts import VerdictPolicy, judge
+    from contam.verdicts import VerdictPolicy
     from servers.benchmarks import open_benchmark
     from servers.scans.schemas import ScanRequest
 
@@ -164,11 +164,11 @@ async def run_scan(request: dict[str, Any], settings: ServerSettings, progress: 
             reference=reference,
             reference_label=req.reference,
             seed=req.seed,
+            policy=VerdictPolicy(alpha=req.alpha),
         )
     finally:
         await runner.aclose()
         cache.close()
-    report = judge(report, bench, reference, VerdictPolicy(alpha=req.alpha))
     return report.model_dump_json()
 
 
