@@ -21,7 +21,10 @@ router = APIRouter(prefix="/v1/checklists", tags=["checklists"])
     "",
     status_code=202,
     response_model=Accepted,
-    responses=problem_responses(400, 401, 409, 413, 415, 422, 429),
+    responses={
+        200: {"model": Accepted, "description": "the job an earlier submit with this Idempotency-Key made"},
+        **problem_responses(400, 401, 409, 413, 415, 422, 429),
+    },
     openapi_extra={
         "requestBody": {
             "required": True,

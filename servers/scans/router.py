@@ -33,7 +33,10 @@ Limit = Annotated[int, Query(ge=1, le=200)]
     "",
     status_code=202,
     response_model=Accepted,
-    responses=problem_responses(400, 401, 409, 413, 415, 422, 429),
+    responses={
+        200: {"model": Accepted, "description": "the job an earlier submit with this Idempotency-Key made"},
+        **problem_responses(400, 401, 409, 413, 415, 422, 429),
+    },
     summary="Submit a scan",
     description="The body is a ScanRequest (application/json); or a benchmark file as the body "
     "(application/x-ndjson, one item per line) with the scan's settings as query parameters; or "

@@ -1,0 +1,26 @@
+"""Running the service: uvicorn over `create_app(settings)`, until SIGINT or SIGTERM.
+
+One process serves the API and runs `workers` job workers in threads; more machines add
+`contam worker` processes on a shared PostgreSQL store. uvicorn handles the signals: it stops
+accepting, lets requests in flight finish, then runs the lifespan's shutdown (workers stop, their
+jobs' leases lapse for another worker to take over).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from servers.settings import ServerSettings
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def serve(settings: ServerSettings, *, host: str, port: int, workers: int, log_level: str = "info") -> None:
+    import uvicorn
+
+    from servers.app import create_app
+
+    logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT)
+    app = create_app(settings, workers=workers)
+    # Access lines carry paths and query strings only: no header (keys) and no body is logged.
+    uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=False, server_header=False)
