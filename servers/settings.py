@@ -84,6 +84,9 @@ class WorkerSettings(BaseModel):
     cancel_check_s: float = Field(
         default=2.0, gt=0, description="heartbeat at least this often, so a cancel stops a job within it"
     )
+    max_attempts: int = Field(
+        default=3, ge=1, description="claims of a job whose workers all died before it is failed"
+    )
     concurrency: int = Field(default=4, ge=1, le=256, description="model calls in flight per job")
     batch_size: int | None = Field(default=None, ge=1, le=4096)
 

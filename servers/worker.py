@@ -77,7 +77,7 @@ class Worker:
         """Claim one job and run it to an end (done, failed, cancelled, released or lost);
         None when the queue was empty. Returns the job as it was claimed."""
         lease = self.settings.worker.lease_s
-        job = self.store.claim(self.name, lease)
+        job = self.store.claim(self.name, lease, self.settings.worker.max_attempts)
         if job is None:
             return None
         log.info("worker %s: job %s (%s, attempt %d)", self.name, job.id, job.kind, job.attempts)

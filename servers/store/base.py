@@ -145,9 +145,10 @@ class JobStore(Protocol):
         stops at its next heartbeat); a finished one is returned unchanged. None: not the owner's."""
         ...
 
-    def claim(self, worker: str, lease_s: float) -> JobRecord | None:
+    def claim(self, worker: str, lease_s: float, max_attempts: int | None = None) -> JobRecord | None:
         """Atomically take the oldest queued job, or a running one whose lease expired (taken over);
-        it becomes running under `worker` until now + lease_s, attempts + 1."""
+        it becomes running under `worker` until now + lease_s, attempts + 1. An expired job that
+        already had `max_attempts` claims is failed instead of taken."""
         ...
 
     def heartbeat(self, job_id: str, worker: str, lease_s: float, progress: Progress) -> bool:

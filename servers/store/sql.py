@@ -265,8 +265,21 @@ class SQLStore:
             ).fetchone()
         return None if row is None else _job(row)
 
-    def claim(self, worker: str, lease_s: float) -> JobRecord | None:
+    def claim(self, worker: str, lease_s: float, max_attempts: int | None = None) -> JobRecord | None:
         with self._write() as cur:
+            if max_attempts is not None:
+                # A job whose every worker died (one that kills its worker, say) is not retried forever.
+                self._ex(
+                    cur,
+                    "UPDATE jobs SET status = 'failed', error = ?, finished_at = {now}, updated_at = {now}, "
+                    "worker = NULL, lease_expires = NULL "
+                    "WHERE status = 'running' AND lease_expires < {now} AND attempts >= ?",
+                    (
+                        f"abandoned: {max_attempts} workers took this job up and none of them finished it "
+                        "(each stopped heartbeating: crashed or killed)",
+                        max_attempts,
+                    ),
+                )
             # A job whose worker died after a cancel was asked is cancelled, not run again.
             self._ex(
                 cur,

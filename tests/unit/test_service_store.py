@@ -177,6 +177,18 @@ def test_a_dead_workers_cancelled_job_is_not_run_again(store: SQLStore) -> None:
     assert store.get_job(job.id, "alice").status is JobStatus.CANCELLED  # type: ignore[union-attr]
 
 
+def test_a_job_that_outlives_its_workers_too_often_fails(store: SQLStore) -> None:
+    job, _ = store.create_job("alice", "scan", {})
+    for attempt in (1, 2):
+        claimed = store.claim(f"w{attempt}", 0.1, max_attempts=2)
+        assert claimed is not None and claimed.attempts == attempt
+        time.sleep(0.2)  # the worker dies: its lease lapses
+    assert store.claim("w3", 30, max_attempts=2) is None
+    failed = store.get_job(job.id, "alice")
+    assert failed is not None and failed.status is JobStatus.FAILED
+    assert failed.error is not None and "abandoned" in failed.error
+
+
 def test_concurrent_claims_take_each_job_once(store_url: str) -> None:
     stores = [open_store(store_url) for _ in range(2)]  # two "processes" (own connections)
     try:
