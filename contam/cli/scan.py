@@ -1,4 +1,5 @@
-"""`contam scan`: run probes over a benchmark's partitions and write a report."""
+"""`contam scan`: run probes over a benchmark's partitions, decide a verdict per partition, and
+write the report as JSON, Markdown and HTML."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from contam.report import ScanReport, check_overlap
 from contam.runner import Runner
 from contam.scan import scan as run_scan
 from contam.scan import suspect_partitions
+from contam.verdicts.table import verdict_table
+from contam.verdicts.types import VerdictPolicy
 from probes.loss import TOO_LONG
 
 
@@ -80,6 +83,13 @@ from probes.loss import TOO_LONG
     help="an item longer than the model's context: listed as unscored (with its length and the limit) "
     "while the scan goes on, or the scan fails",
 )
+@click.option(
+    "--alpha",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.05,
+    show_default=True,
+    help="family-wise error rate of the verdicts over the scan's partitions (Holm)",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True, help="no progress bar or summary")
 def scan(
@@ -99,10 +109,15 @@ def scan(
     concurrency: int,
     batch_size: int | None,
     on_too_long: str,
+    alpha: float,
     seed: int,
     quiet: bool,
 ) -> None:
-    """Scan BENCHMARK (a built-in name or a file) for signs that the model has seen it."""
+    """Scan BENCHMARK (a built-in name or a file) for signs that the model has seen it.
+
+    Writes OUT (JSON) and its .md and .html siblings; the verdict table is printed first."""
+    if out.suffix in (".md", ".html"):
+        raise InputError("the JSON report needs a suffix other than .md or .html", field="--out")
     check_writable(out)
     bench = open_benchmark(benchmark, fields, fmt)
     ref_partition, ref_label = resolve_reference(bench, reference, fields, fmt)
@@ -145,21 +160,30 @@ def scan(
                     reference=ref_partition,
                     reference_label=ref_label,
                     seed=seed,
+                    policy=VerdictPolicy(alpha=alpha),
+                    overlap=overlap,
                 )
             finally:
                 await runner.aclose()
 
         report = asyncio.run(go())
     cache.close()
-    if overlap is not None:
-        report = report.model_copy(update={"overlap": overlap})
-    report.write(out)
+    from contam.reports import select_excerpts, write_reports  # matplotlib, when the HTML draws
+
+    report = report.model_copy(update={"excerpts": select_excerpts(report, bench)})
+    paths = write_reports(report, out)
     if not quiet:
         click.echo(summary_table(report))
-    click.echo(f"report written to {out}")
+    click.echo(f"report: {paths['json']}, {paths['md']}, HTML: {paths['html']}")
 
 
 def summary_table(report: ScanReport) -> str:
+    """The verdict table, then one row per probe and partition, then the caveats."""
+    head = verdict_table(report.verdicts) + "\n\n" if report.verdicts is not None else ""
+    return head + probe_table(report)
+
+
+def probe_table(report: ScanReport) -> str:
     rows = [("partition", "probe", "n", "mean [95% CI]", "p-value", "AUROC [95% CI]", "note")]
     for r in report.probes:
         if r.skipped:

@@ -54,7 +54,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from contam.verdicts.combine import combine, holm_adjust
-from contam.verdicts.evidence import fmt_p
+from contam.verdicts.evidence import effect_label, fmt_p
 from contam.verdicts.types import (
     DEFAULT_POLICY,
     Evidence,
@@ -178,7 +178,7 @@ def _rule(
                     f"{words}; {holm} <= alpha {alpha:g}; {_effect_words(best)}",
                 )
             floors = "; ".join(
-                f"{e.name} {e.effect_name} {e.effect:.3g} < {e.effect_floor:g}"
+                f"{e.name} {effect_label(e.effect_name or 'effect')} {e.effect:.2f} < {e.effect_floor:g}"
                 for e in strong
                 if e.effect is not None and e.effect_floor is not None
             )
@@ -232,4 +232,5 @@ def _effect_words(e: Evidence) -> str:
     p = fmt_p(e.p_value) if e.p_value is not None else "-"
     if e.effect is None or e.effect_floor is None:
         return f"{e.name} p = {p} (a test without an effect floor)"
-    return f"{e.name} p = {p} with {e.effect_name} {e.effect:.3g} >= its floor {e.effect_floor:g}"
+    label = effect_label(e.effect_name or "effect")
+    return f"{e.name} p = {p} with {label} {e.effect:.2f} >= its floor {e.effect_floor:g}"

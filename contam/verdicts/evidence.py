@@ -48,6 +48,10 @@ def effect_floor(effect_name: str | None, policy: VerdictPolicy) -> float | None
     return floors.get(effect_name) if effect_name is not None else None
 
 
+def effect_label(effect_name: str) -> str:
+    return _EFFECT_NAMES.get(effect_name, effect_name)
+
+
 def fmt_p(p: float) -> str:
     return f"{p:.1e}" if p < 1e-3 else f"{p:.3g}"
 
@@ -55,7 +59,7 @@ def fmt_p(p: float) -> str:
 def _summary(probe: str, st: PartitionStatistic, floor: float | None, meets: bool | None) -> str:
     parts = [f"{probe}:"]
     if st.effect_name is not None and st.effect is not None:
-        effect = f"{_EFFECT_NAMES.get(st.effect_name, st.effect_name)} {st.effect:.2f}"
+        effect = f"{effect_label(st.effect_name)} {st.effect:.2f}"
         if st.effect_ci is not None:
             effect += f" [{st.effect_ci.low:.2f}, {st.effect_ci.high:.2f}]"
         if meets is False and floor is not None:

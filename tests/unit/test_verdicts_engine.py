@@ -129,7 +129,7 @@ def test_combined_significant_with_a_probe_meeting_its_floor_is_contaminated() -
     v = one(pe)
     assert (v.verdict, v.rule_id) == (Verdict.CONTAMINATED, "combined")
     assert v.combined_p is not None and v.combined_p < 1e-5
-    assert "loss" in v.rule and "auroc 0.9 >= its floor 0.6" in v.rule
+    assert "loss" in v.rule and "AUROC 0.90 >= its floor 0.6" in v.rule
 
 
 def test_significant_but_below_every_floor_is_suspicious() -> None:
@@ -137,7 +137,7 @@ def test_significant_but_below_every_floor_is_suspicious() -> None:
     pe = PartitionEvidence(partition="test", evidence=(probe("loss", 1e-6, 0.55), probe("min_k", 1e-4, 0.56)))
     v = one(pe)
     assert (v.verdict, v.rule_id) == (Verdict.SUSPICIOUS, "combined_below_floor")
-    assert "loss auroc 0.55 < 0.6" in v.rule
+    assert "loss AUROC 0.55 < 0.6" in v.rule
 
 
 def test_a_test_without_an_effect_has_no_floor() -> None:
