@@ -8,6 +8,7 @@ from typing import Any
 
 from contam.report import ScanReport
 from contam.results import Interval, ProbeResult
+from contam.verdicts.evidence import fmt_p
 from contam.verdicts.types import BlindBaseline, CorpusSummary, Evidence, PartitionVerdict, VerdictPolicy
 
 VERDICTS_SINCE = (1, 3)
@@ -15,9 +16,8 @@ DASH = "–"
 
 
 def p_value(p: float | None) -> str:
-    if p is None:
-        return DASH
-    return f"{p:.2e}" if p < 1e-3 else f"{p:.3f}"
+    """As the verdicts' own rule sentences and the terminal table write it."""
+    return DASH if p is None else fmt_p(p)
 
 
 def number(x: float | None, digits: int = 3) -> str:

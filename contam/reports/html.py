@@ -125,7 +125,7 @@ def _partition(
             for i, ev in enumerate(v.evidence, start=1):
                 cells = [str(i), *f.evidence_row(ev)]
                 rows.append(("" if ev.used else "set-aside", cells))
-            out.append(_table(["#", *f.EVIDENCE_HEADER], rows, css="evidence"))
+            out.append(_table(["#", *f.EVIDENCE_HEADER], rows, css="evidence", nowrap={4, 7}))
         if v.skipped:
             out.append("<h3>Skipped probes</h3><ul>")
             out += [f"<li><code>{escape(s.name)}</code>: {escape(s.reason)}</li>" for s in v.skipped]
@@ -207,7 +207,7 @@ def _probes(report: ScanReport) -> str:
     params = [("", [probe, value]) for probe, value in f.probe_params(report)]
     return (
         '<section id="probes"><h2>Probes</h2>'
-        + _table(f.PROBE_HEADER, rows, css="probes")
+        + _table(f.PROBE_HEADER, rows, css="probes", nowrap={2, 5})
         + "<h3>Parameters</h3>"
         + _table(["probe", "parameters"], params, css="params")
         + "</section>"
@@ -223,13 +223,24 @@ def _facts_table(facts: Iterable[tuple[str, str]]) -> str:
     return f'<table class="facts"><tbody>{rows}</tbody></table>'
 
 
-def _table(header: Sequence[str], rows: Iterable[tuple[str, Sequence[str]]], *, css: str) -> str:
+def _table(
+    header: Sequence[str],
+    rows: Iterable[tuple[str, Sequence[str]]],
+    *,
+    css: str,
+    nowrap: frozenset[int] | set[int] = frozenset(),
+) -> str:
+    """`nowrap`: columns of numbers, kept on one line (a p-value cut at its exponent misreads)."""
     out = [f'<table class="{css}"><thead><tr>']
     out += [f"<th>{escape(h)}</th>" for h in header]
     out.append("</tr></thead><tbody>")
     for row_class, cells in rows:
         attr = f' class="{row_class}"' if row_class else ""
-        out.append(f"<tr{attr}>" + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>")
+        tds = "".join(
+            f'<td class="num">{escape(c)}</td>' if i in nowrap else f"<td>{escape(c)}</td>"
+            for i, c in enumerate(cells)
+        )
+        out.append(f"<tr{attr}>{tds}</tr>")
     out.append("</tbody></table>")
     return "".join(out)
 

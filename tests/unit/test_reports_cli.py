@@ -95,3 +95,12 @@ def test_an_old_report_renders_with_a_note(tmp_path: Path) -> None:
     del data["verdicts"], data["excerpts"]
     result = _run("report", str(_write(tmp_path, json.dumps(data))), "--format", "md", "--out", "-")
     assert result.exit_code == 0 and "no verdicts: report schema < 1.3 (this one is 1.2)" in result.output
+
+
+def test_the_terminal_verdict_table_is_the_verdicts_own() -> None:
+    from contam.reports import verdict_table
+    from contam.verdicts.table import verdict_table as own
+
+    report = hand_report()
+    assert verdict_table is own and report.verdicts is not None
+    assert "seen_x16" in verdict_table(report.verdicts)

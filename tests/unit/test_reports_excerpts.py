@@ -44,7 +44,7 @@ def scanned_with_overlap(tmp_path_factory: pytest.TempPathFactory) -> tuple[Scan
     report, bench = scanned_report(root)
     where = _corpus(root / "corpus")
     items = [(i.id, i.partition, i.text) for i in bench.items()]
-    # 5-grams: the seen items are 11-13 words, shorter than the default 13-gram
+    # 5-grams: the seen items are 14 words, barely more than the default 13-gram
     overlap = scan(items, [str(root / "corpus")], settings=IndexSettings(n=5), minhash=False)
     return report.model_copy(update={"overlap": overlap}), bench, where
 
@@ -107,7 +107,8 @@ def test_corpus_evidence_first_ranks_items_by_coverage(scanned_with_overlap) -> 
     report, bench, where = scanned_with_overlap
     excerpts = select_excerpts(_with_verdict(report, _ev("corpus", "corpus_overlap"), _ev("probe", "loss")), bench)
     assert [e.id for e in excerpts] == sorted(where)[:3]  # all fully covered: ties broken by id
-    assert excerpts[0].why == "#1 corpus coverage in seen (100% of its words, longest verbatim span 11 words)"
+    words = len(SEEN[1].split())  # s1, the whole item found verbatim
+    assert excerpts[0].why == f"#1 corpus coverage in seen (100% of its words, longest verbatim span {words} words)"
     assert all(e.snippets for e in excerpts)
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from contam.reports import render_html, select_excerpts
 from contam.verdicts.types import Verdict
-from tests.fixtures.reports import HOSTILE, hand_report, scanned_report
+from tests.fixtures.reports import HOSTILE, SEEN, hand_report, scanned_report
 
 
 class _Page(HTMLParser):
@@ -135,11 +135,12 @@ def test_real_scan_page_plots_both_probes_and_is_deterministic(tmp_path: Path) -
     assert render_html(report) == page
     svgs = _svgs(page)
     labels = [s.get("aria-label", "") for s in svgs]
+    n = len(SEEN)  # and as many unseen
     assert labels == [
-        "loss on seen: histogram of 10 seen scores against 10 unseen scores",
-        "ROC: loss on seen: ROC curve, 10 suspect vs 10 reference scores",
-        "min_k on seen: histogram of 10 seen scores against 10 unseen scores",
-        "ROC: min_k on seen: ROC curve, 10 suspect vs 10 reference scores",
+        f"loss on seen: histogram of {n} seen scores against {n} unseen scores",
+        f"ROC: loss on seen: ROC curve, {n} suspect vs {n} reference scores",
+        f"min_k on seen: histogram of {n} seen scores against {n} unseen scores",
+        f"ROC: min_k on seen: ROC curve, {n} suspect vs {n} reference scores",
     ]
     assert "AUROC 1.000" in page  # the mock memorised the seen partition: perfect separation
     assert page.count('<article class="excerpt">') == 3

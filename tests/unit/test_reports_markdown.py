@@ -49,7 +49,7 @@ def test_verdict_table_comes_first_with_one_row_per_partition(hand_md: str) -> N
     assert [r[1].strip("*") for r in rows] == [v.value for v in Verdict]
     assert all(len(r) == len(header) for r in rows), "an unescaped pipe would add a cell"
     contaminated, _, _, inconclusive = rows
-    assert contaminated[2:4] == ["5.00e-09", "1.00e-08"] and inconclusive[2:4] == ["–", "–"]
+    assert contaminated[2:4] == ["5.0e-09", "1.0e-08"] and inconclusive[2:4] == ["–", "–"]
     assert contaminated[4].startswith("adjusted p 1.0e-08 <= alpha 0.05")
     assert "Policy: alpha 0.05" in hand_md
 
@@ -122,7 +122,7 @@ def test_real_scan_renders_both_probes_and_the_index_fingerprint(tmp_path: Path)
     assert [(r[0], r[1]) for r in rows] == [("seen", "loss"), ("seen", "min_k")]
     for row, result in zip(rows, report.probes, strict=True):
         assert result.statistic is not None and result.statistic.p_value is not None
-        assert row[header.index("p")] == f"{result.statistic.p_value:.2e}"  # the mock's seen items: p < 1e-3
+        assert row[header.index("p")] == f"{result.statistic.p_value:.1e}"  # the mock's seen items: p < 1e-3
         assert row[header.index("vs")] == "unseen"
     assert "- `min_k`: `{\"add_bos\": null, \"k\": 0.2}`" in md
     assert '"n": 8' in md.split("## Corpus index")[1]
