@@ -40,6 +40,15 @@ class ChecklistService(JobService):
                     raise ApiProblem(
                         422, "invalid-input", f"no partition {name!r} in {b.name!r}", field=field
                     )
+        for i, name in enumerate(request.indexes):
+            if self.settings.index(name) is None:
+                known = ", ".join(x.name for x in self.settings.indexes) or "none"
+                raise ApiProblem(
+                    422,
+                    "unknown-index",
+                    f"no index {name!r} is registered on this server (has: {known})",
+                    field=f"indexes[{i}]",
+                )
         try:
             request.to_config(self.settings)
         except (ValueError, InputError) as exc:
