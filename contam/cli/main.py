@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "report": "contam.cli.report:report",
     "keys": "contam.cli.service:keys",
     "worker": "contam.cli.service:worker",
+    "serve": "contam.cli.service:serve",
 }
 
 
