@@ -62,9 +62,14 @@ class Worker:
 
     def run_forever(self) -> None:
         log.info("worker %s started", self.name)
+        last_beat = -float("inf")
         while not self._stop.is_set():
             try:
-                self.store.worker_beat(self.name)
+                # Liveness is written once a heartbeat interval, not at every poll: an idle pool
+                # polling fast would otherwise keep the store's writer busy for nothing.
+                if time.monotonic() - last_beat >= self.settings.worker.heartbeat_interval:
+                    self.store.worker_beat(self.name)
+                    last_beat = time.monotonic()
                 job = self.run_once()
             except Exception:  # the store is unreachable: say so, wait, try again
                 log.exception("worker %s: store error", self.name)

@@ -58,14 +58,24 @@ class PostgresStore(SQLStore):
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Cursor]:
-        with self._conn().cursor() as cur:
+        with self._unreachable(), self._conn().cursor() as cur:
             yield cur
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[Cursor]:
-        conn = self._conn()
-        with conn.transaction(), conn.cursor() as cur:
-            yield cur
+        with self._unreachable():
+            conn = self._conn()
+            with conn.transaction(), conn.cursor() as cur:
+                yield cur
+
+    @contextlib.contextmanager
+    def _unreachable(self) -> Iterator[None]:
+        """A dropped connection or a server going down is the store's failure, not a bug: a
+        `StoreError` (the next call reconnects)."""
+        try:
+            yield
+        except self._psycopg.OperationalError as exc:
+            raise StoreError(f"the PostgreSQL store failed: {exc}") from exc
 
     def _lock_owner(self, cur: Cursor, owner: str) -> None:
         # Held to the end of the transaction: one job creation at a time per owner.

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from servers.store.base import StoreError
 from servers.store.sql import Cursor, SQLStore, migrations
 
 # Seconds a writer waits for another's transaction before failing: claims and heartbeats are
@@ -20,8 +21,9 @@ class SQLiteStore(SQLStore):
     NOW = "((julianday('now') - 2440587.5) * 86400.0)"
     MIGRATIONS = migrations("INTEGER PRIMARY KEY AUTOINCREMENT")
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
         self.path = Path(path)
+        self.busy_timeout_ms = busy_timeout_ms
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
@@ -35,7 +37,7 @@ class SQLiteStore(SQLStore):
                 raise sqlite3.ProgrammingError("the store is closed")
             # isolation_level=None: we issue BEGIN ourselves, so reads take no write lock.
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")  # durable across process crashes in WAL mode
             self._local.conn = conn
@@ -48,6 +50,8 @@ class SQLiteStore(SQLStore):
         cur = self._conn().cursor()
         try:
             yield cur
+        except sqlite3.OperationalError as exc:
+            raise _store_error(exc, self.path) from exc
         finally:
             cur.close()
 
@@ -55,9 +59,16 @@ class SQLiteStore(SQLStore):
     def _write(self) -> Iterator[Cursor]:
         conn = self._conn()
         cur = conn.cursor()
-        cur.execute("BEGIN IMMEDIATE")
+        try:
+            cur.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:  # still locked after the busy timeout
+            cur.close()
+            raise _store_error(exc, self.path) from exc
         try:
             yield cur
+        except sqlite3.OperationalError as exc:
+            conn.rollback()
+            raise _store_error(exc, self.path) from exc
         except BaseException:
             conn.rollback()
             raise
@@ -76,3 +87,8 @@ class SQLiteStore(SQLStore):
         for conn in conns:
             conn.close()
         self._local = threading.local()
+
+
+def _store_error(exc: sqlite3.OperationalError, path: Path) -> StoreError:
+    """A locked, full or unreadable database is the store's failure (503), not a bug."""
+    return StoreError(f"the SQLite store {path} failed: {exc}")

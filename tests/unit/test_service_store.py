@@ -249,3 +249,21 @@ def _wait_until(check: Callable[[], bool], timeout: float = 10.0) -> None:
             return
         time.sleep(0.05)
     raise AssertionError("condition not met in time")
+
+
+def test_a_locked_sqlite_store_is_a_store_error(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "jobs.sqlite"
+    SQLiteStore(path).migrate()
+    store = SQLiteStore(path, busy_timeout_ms=100)
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")  # another process holding the write lock too long
+        with pytest.raises(StoreError, match="database is locked"):
+            store.create_job("alice", "scan", {})
+        holder.execute("ROLLBACK")
+        assert store.create_job("alice", "scan", {})[1] is True  # usable again at once
+    finally:
+        holder.close()
+        store.close()
