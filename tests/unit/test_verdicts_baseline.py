@@ -78,3 +78,9 @@ def test_kernel_form_fit_matches_the_primal_optimum() -> None:
     from scipy import sparse
 
     assert np.allclose(gram(sparse.csr_matrix(x)), x @ x.T)
+
+
+def test_large_sides_are_drawn_down_to_max_items(gsm8k_questions: list[str]) -> None:
+    result = blind_baseline(gsm8k_questions[:700], gsm8k_questions[700:], seed=3, max_items=200)
+    assert result is not None and (result.n, result.n_reference) == (200, 200)
+    assert "at most 200 items a side drawn at random" in result.method and not result.distinguishes
