@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC
 from html import escape
 
 from contam.report import CorpusSnippet, ItemExcerpt, ScanReport
@@ -78,7 +79,7 @@ def _lede(report: ScanReport) -> str:
     text += f"<code>{escape(report.benchmark.name)}</code>"
     if report.reference:
         text += f" against reference <code>{escape(report.reference)}</code>"
-    created = f"{report.run.created_at:%Y-%m-%d %H:%M} UTC"
+    created = f"{report.run.created_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
     return text + f", {escape(created)}, contam {escape(report.run.contam_version)}."
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from datetime import UTC
 
 from contam.report import ItemExcerpt, ScanReport
 from contam.reports import _format as f
@@ -21,10 +22,11 @@ _ENTITY = re.compile(r"&(?=#?[A-Za-z0-9]+;)")
 
 def render_markdown(report: ScanReport) -> str:
     out: list[str] = [f"# Contamination report: {_text(report.benchmark.name)}", ""]
+    created = f"{report.run.created_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
     out += [
         f"Model {_code(report.model.spec)} on benchmark {_code(report.benchmark.name)}"
         + (f" against reference {_code(report.reference)}" if report.reference else "")
-        + f", {report.run.created_at:%Y-%m-%d %H:%M} UTC, contam {report.run.contam_version}.",
+        + f", {created}, contam {_text(report.run.contam_version)}.",
         "",
         "## Verdicts",
         "",

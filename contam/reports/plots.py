@@ -14,6 +14,7 @@ from __future__ import annotations
 import html
 import io
 import re
+import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,8 @@ MAX_RUG = 300  # a rug of more items is a solid bar that costs one SVG element p
 _ID = re.compile(r'\bid="([^"]+)"')
 _XML_PROLOGUE = re.compile(r"^\s*<\?xml[^>]*\?>\s*(<!DOCTYPE[^>]*>\s*)?", re.DOTALL)
 _SVG_OPEN = re.compile(r"<svg\b[^>]*>")
+# rcParams are process-global: two reports rendered at once (service threads) must not swap salts
+_RC_LOCK = threading.Lock()
 _METADATA = re.compile(r"\s*<metadata>.*?</metadata>", re.DOTALL)
 
 
@@ -146,7 +149,7 @@ def _svg(fig: Figure, *, key: str, label: str) -> str:
 
     prefix = re.sub(r"[^A-Za-z0-9_-]", "-", key)
     buffer = io.StringIO()
-    with matplotlib.rc_context({"svg.hashsalt": f"contam:{prefix}", "svg.fonttype": "none"}):
+    with _RC_LOCK, matplotlib.rc_context({"svg.hashsalt": f"contam:{prefix}", "svg.fonttype": "none"}):
         fig.savefig(buffer, format="svg", metadata={"Date": None})
     # the RDF metadata block says only "made by matplotlib", with links to vocabularies: dropped
     text = _METADATA.sub("", _XML_PROLOGUE.sub("", buffer.getvalue()), count=1)

@@ -11,6 +11,8 @@ import pytest
 
 from contam.reports import render_html, select_excerpts
 from contam.verdicts.types import Verdict
+from corpora_index.report import ItemOverlap, OverlapReport
+from corpora_index.settings import IndexSettings
 from tests.fixtures.reports import HOSTILE, SEEN, hand_report, scanned_report
 
 
@@ -145,3 +147,12 @@ def test_real_scan_page_plots_both_probes_and_is_deterministic(tmp_path: Path) -
     assert "AUROC 1.000" in page  # the mock memorised the seen partition: perfect separation
     assert page.count('<article class="excerpt">') == 3
     assert _external_references(page) == []
+    assert 'id="index"' not in page
+    overlap = OverlapReport(
+        fingerprint=IndexSettings(n=8),
+        items=tuple(ItemOverlap(id=i.id, partition=i.partition, matched=False, ngram_fraction=0.0,
+                                token_coverage=0.0, longest_span=0) for i in bench.items()),
+    )
+    with_index = render_html(report.model_copy(update={"overlap": overlap}))
+    index = with_index.split('<section id="index">')[1].split("</section>")[0]
+    assert "<th>fingerprint</th>" in index and "&quot;n&quot;: 8" in index
