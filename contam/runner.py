@@ -14,7 +14,7 @@ import itertools
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, TypeVar
+from typing import Literal, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel
 
@@ -46,6 +46,16 @@ class Progress(Protocol):
     def add_total(self, n: int) -> None: ...
 
     def advance(self, n: int, *, cached: bool = False) -> None: ...
+
+
+@runtime_checkable
+class ItemProgress(Progress, Protocol):
+    """A `Progress` that also counts benchmark items: `contam.scan` reports (probe, item) pairs,
+    done as each probe finishes a partition, so a bar can show items beside calls."""
+
+    def add_item_total(self, n: int) -> None: ...
+
+    def advance_items(self, n: int) -> None: ...
 
 
 class _NoProgress:

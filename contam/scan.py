@@ -10,7 +10,8 @@ from importlib.metadata import PackageNotFoundError, version
 from contam.models.base import ModelClient
 from contam.probe import Probe, ProbeContext
 from contam.report import BenchmarkInfo, ModelInfo, RunInfo, ScanReport, now
-from contam.runner import Runner
+from contam.results import ProbeResult
+from contam.runner import ItemProgress, Runner
 from contam.types import Benchmark, Partition
 from contam.verdicts.judge import judge
 from contam.verdicts.types import DEFAULT_POLICY, VerdictPolicy
@@ -55,8 +56,18 @@ async def scan(
     ctx = ProbeContext(benchmark=bench.name, reference=reference, seed=seed, extras={"cache": runner.cache})
     model: ModelClient = runner
     targets = suspect_partitions(bench, partitions, reference)
+    items = runner.progress if isinstance(runner.progress, ItemProgress) else None
+    if items is not None:
+        items.add_item_total(sum(len(part) for part in targets) * len(probes))
+
+    async def run_one(probe: Probe, part: Partition) -> ProbeResult:
+        result = await probe.run(part, model, ctx)
+        if items is not None:
+            items.advance_items(len(part))
+        return result
+
     # The runner bounds concurrency and shares identical calls, so all pairs can go at once.
-    results = await asyncio.gather(*(probe.run(part, model, ctx) for part in targets for probe in probes))
+    results = await asyncio.gather(*(run_one(probe, part) for part in targets for probe in probes))
     stats = runner.stats
     report = ScanReport(
         benchmark=BenchmarkInfo.of(bench),

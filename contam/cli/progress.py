@@ -1,4 +1,5 @@
-"""A tqdm progress bar behind the runner's `Progress` protocol."""
+"""One tqdm progress bar behind the runner's `ItemProgress` protocol: model calls done out of the
+total with an ETA, and the benchmark items done out of theirs beside it."""
 
 from __future__ import annotations
 
@@ -13,6 +14,26 @@ class TqdmProgress:
         # disable=None: tqdm switches itself off when stderr is not a terminal (CI logs).
         self._bar: Any = tqdm(total=0, desc=desc, unit="call", disable=None if enabled else True, leave=True)
         self._cached = 0
+        self._items = 0
+        self._items_total = 0
+
+    def _postfix(self) -> None:
+        fields: dict[str, object] = {}
+        if self._items_total:
+            fields["items"] = f"{self._items}/{self._items_total}"
+        if self._cached:
+            fields["cached"] = self._cached
+        self._bar.set_postfix(fields, refresh=False)
+
+    def add_item_total(self, n: int) -> None:
+        self._items_total += n
+        self._postfix()
+        self._bar.refresh()
+
+    def advance_items(self, n: int) -> None:
+        self._items += n
+        self._postfix()
+        self._bar.refresh()
 
     def add_total(self, n: int) -> None:
         self._bar.total = (self._bar.total or 0) + n
@@ -21,7 +42,7 @@ class TqdmProgress:
     def advance(self, n: int, *, cached: bool = False) -> None:
         if cached:
             self._cached += n
-            self._bar.set_postfix(cached=self._cached, refresh=False)
+            self._postfix()
         self._bar.update(n)
 
     def __enter__(self) -> TqdmProgress:
