@@ -1,0 +1,226 @@
+"""The REST service under load: 50 concurrent clients on loopback, for 60 s, each submitting a
+small scan (the mock backend, an uploaded benchmark of 8 items, the loss probe) and polling it
+until it is done, then submitting the next. Run once with the SQLite store and once with
+PostgreSQL (a cluster of its own in a temporary folder, as the tests start it).
+
+Prints per store: submits and status calls per second, jobs completed per second, p50/p99 of
+submit and of status latency, the error count (any non-2xx, or a transport error; target 0) and
+the fraction of submitted jobs completed by the end (jobs still running at the deadline are
+given a short drain to finish, and counted as not completed if they do not).
+
+    python bench/service.py [--seconds 60] [--clients 50] [--workers 2] [--stores sqlite,postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.fixtures.service import ServiceProcess, write_config  # noqa: E402
+
+POLL_S = 0.2  # a client's wait between status calls
+DRAIN_S = 20.0
+
+
+@dataclass
+class Tally:
+    submit_ms: list[float] = field(default_factory=list)
+    status_ms: list[float] = field(default_factory=list)
+    errors: int = 0
+    error_samples: list[str] = field(default_factory=list)
+    submitted: int = 0
+    completed: int = 0
+
+    def error(self, what: str) -> None:
+        self.errors += 1
+        if len(self.error_samples) < 5:
+            self.error_samples.append(what[:300])
+
+
+def scan_body(client: int, n: int) -> dict[str, Any]:
+    # Distinct texts per job, so every job makes its own model calls (no cache hit across jobs).
+    items = [
+        {
+            "id": f"i{k}",
+            "partition": "test" if k < 4 else "unseen",
+            "text": f"client {client} job {n} item {k} " * 4,
+        }
+        for k in range(8)
+    ]
+    return {"benchmark": {"name": "bench", "items": items}, "model": "mock", "reference": "unseen"}
+
+
+async def client_loop(http: Any, url: str, key: str, cid: int, stop_at: float, tally: Tally) -> None:
+    headers = {"Authorization": f"Bearer {key}"}
+    n = 0
+    while time.monotonic() < stop_at:
+        t0 = time.perf_counter()
+        try:
+            resp = await http.post(f"{url}/v1/scans", json=scan_body(cid, n), headers=headers)
+        except Exception as exc:  # a transport error counts as an error, and the client goes on
+            tally.error(f"submit: {exc!r}")
+            await asyncio.sleep(POLL_S)
+            continue
+        tally.submit_ms.append((time.perf_counter() - t0) * 1000)
+        n += 1
+        if resp.status_code != 202:
+            tally.error(f"submit {resp.status_code}: {resp.text}")
+            await asyncio.sleep(POLL_S)
+            continue
+        tally.submitted += 1
+        job_url = url + resp.headers["location"]
+        deadline = stop_at + DRAIN_S
+        while time.monotonic() < deadline:
+            await asyncio.sleep(POLL_S)
+            t0 = time.perf_counter()
+            try:
+                status = await http.get(job_url, headers=headers)
+            except Exception as exc:
+                tally.error(f"status: {exc!r}")
+                continue
+            if time.monotonic() < stop_at:  # latencies of the measured window only
+                tally.status_ms.append((time.perf_counter() - t0) * 1000)
+            if status.status_code != 200:
+                tally.error(f"status {status.status_code}: {status.text}")
+                continue
+            state = status.json()["status"]
+            if state == "done":
+                tally.completed += 1
+                break
+            if state in ("failed", "cancelled"):
+                tally.error(f"job {state}: {status.json().get('error')}")
+                break
+
+
+async def load(url: str, key: str, clients: int, seconds: float) -> tuple[Tally, float]:
+    import httpx
+
+    tally = Tally()
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(timeout=30.0, limits=limits) as http:
+        started = time.monotonic()
+        stop_at = started + seconds
+        await asyncio.gather(*(client_loop(http, url, key, c, stop_at, tally) for c in range(clients)))
+    return tally, seconds
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def run_store(name: str, store_url: str, root: Path, args: argparse.Namespace) -> dict[str, Any]:
+    from servers.store import open_store
+
+    config = write_config(
+        root / f"server-{name}.yaml",
+        store=store_url,
+        cache_path=str(root / f"calls-{name}.sqlite"),
+        models=[{"name": "mock", "spec": "mock"}],
+        limits={"rate_per_s": 10_000.0, "burst": 10_000, "max_active_jobs": 10_000},
+        worker={"lease_s": 30.0, "poll_s": 0.05},
+    )
+    store = open_store(store_url)
+    _, key = store.create_key("bench")
+    store.close()
+    with ServiceProcess(config, workers=args.workers, log_path=root / f"service-{name}.log") as service:
+        tally, seconds = asyncio.run(load(service.url, key, args.clients, args.seconds))
+    return {
+        "store": name,
+        "submit/s": tally.submitted / seconds,
+        "status/s": len(tally.status_ms) / seconds,
+        "done/s": tally.completed / seconds,
+        "submit p50 ms": percentile(tally.submit_ms, 50),
+        "submit p99 ms": percentile(tally.submit_ms, 99),
+        "status p50 ms": percentile(tally.status_ms, 50),
+        "status p99 ms": percentile(tally.status_ms, 99),
+        "errors": tally.errors,
+        "completed": tally.completed / tally.submitted if tally.submitted else float("nan"),
+        "samples": tally.error_samples,
+    }
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    cols = [
+        "store",
+        "submit/s",
+        "status/s",
+        "done/s",
+        "submit p50 ms",
+        "submit p99 ms",
+        "status p50 ms",
+        "status p99 ms",
+        "errors",
+        "completed",
+    ]
+
+    def cell(row: dict[str, Any], c: str) -> str:
+        v = row[c]
+        if c == "completed":
+            return f"{v:.1%}"
+        return f"{v:.1f}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    lines += ["| " + " | ".join(cell(r, c) for c in cols) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--workers", type=int, default=2, help="in-process job workers of the service")
+    parser.add_argument("--stores", default="sqlite,postgres")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="contam-bench-service-") as tmp:
+        root = Path(tmp)
+        for name in args.stores.split(","):
+            if name == "sqlite":
+                rows.append(run_store(name, f"sqlite:///{root / 'jobs.sqlite'}", root, args))
+            elif name == "postgres":
+                import os
+
+                from tests.fixtures.postgres import PostgresCluster
+
+                pg_root = root / "pg"
+                pg_root.mkdir()
+                if os.geteuid() == 0:
+                    os.chmod(root, 0o755)
+                cluster = PostgresCluster(pg_root / "cluster")
+                cluster.start()
+                try:
+                    rows.append(run_store(name, cluster.new_database(), root, args))
+                finally:
+                    cluster.stop()
+            else:
+                raise SystemExit(f"unknown store {name!r}: sqlite or postgres")
+    print(
+        f"{args.clients} clients, {args.seconds:.0f} s, {args.workers} in-process workers, mock backend, "
+        f"8-item uploaded scans, status polled every {POLL_S} s"
+    )
+    print(table(rows))
+    for row in rows:
+        for sample in row["samples"]:
+            print(f"{row['store']} error: {sample}")
+    print(json.dumps([{k: v for k, v in r.items() if k != "samples"} for r in rows]))
+
+
+if __name__ == "__main__":
+    main()
