@@ -163,7 +163,7 @@ def as_json(value: Any) -> str:
 def model_facts(report: ScanReport) -> list[tuple[str, str]]:
     ident = report.model.identity
     facts = [("spec", report.model.spec)]
-    facts += [(k, "" if v is None else str(v)) for k, v in ident.model_dump(exclude={"settings"}).items()]
+    facts += [(k, DASH if v is None else str(v)) for k, v in ident.model_dump(exclude={"settings"}).items()]
     facts += [(f"setting {k}", v) for k, v in sorted(ident.settings.items())]
     caps = report.model.capabilities.model_dump()
     facts.append(("capabilities", ", ".join(f"{k}={v}" for k, v in caps.items())))
