@@ -22,6 +22,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from contam.cache import CallCache
 from contam.errors import InputError
 from contam.probe import Probe, ProbeContext
 from contam.results import ProbeResult
@@ -112,7 +113,6 @@ def _validated(model: Any, request: dict[str, Any]) -> Any:
 async def run_scan(request: dict[str, Any], settings: ServerSettings, progress: JobProgress) -> str:
     """A stored scan request to its `ScanReport` JSON, verdicts included."""
     from contam.benchmarks import select_partitions
-    from contam.cache import CallCache
     from contam.registry import create_model, get_probe
     from contam.runner import Runner
     from contam.scan import scan, suspect_partitions
@@ -145,7 +145,7 @@ async def run_scan(request: dict[str, Any], settings: ServerSettings, progress: 
     progress.items_total = sum(len(p) for p in tested) * len(probes)
 
     client = create_model(entry.model_spec())  # an API key is read from its env var here, at use
-    cache = CallCache(settings.cache_path)
+    cache, close_cache = open_call_cache(settings)
     runner = Runner(
         client,
         cache,
@@ -168,8 +168,22 @@ async def run_scan(request: dict[str, Any], settings: ServerSettings, progress: 
         )
     finally:
         await runner.aclose()
-        cache.close()
+        close_cache()
     return report.model_dump_json()
+
+
+def open_call_cache(settings: ServerSettings) -> tuple[CallCache, Callable[[], None]]:
+    """The call cache `settings` name, and how to close it when the job is over."""
+    if settings.call_cache == "file":
+        cache = CallCache(settings.cache_path)
+        return cache, cache.close
+    from servers.store import open_store
+    from servers.store.calls import StoreCallCache
+    from servers.store.sql import SQLStore
+
+    store = open_store(settings.store)
+    assert isinstance(store, SQLStore)  # every store open_store makes is one
+    return StoreCallCache(store), store.close
 
 
 def _counting(probe: Probe, progress: JobProgress) -> Probe:

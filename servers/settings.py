@@ -9,7 +9,7 @@ logged or returned. Relative paths are relative to the working directory the ser
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -106,6 +106,12 @@ class ServerSettings(BaseModel):
     cache_path: Path = Field(
         default=Path(".contam/service/calls.sqlite"),
         description="the SQLite call cache shared by every job (as `contam scan --cache`)",
+    )
+    call_cache: Literal["file", "store"] = Field(
+        default="file",
+        description="where completed model calls are kept: 'file' (cache_path, one machine) or "
+        "'store' (the job store's database: shared by workers on every machine of a PostgreSQL store; "
+        "checklist jobs keep theirs in cache_path)",
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)

@@ -483,4 +483,15 @@ def migrations(seq_column: str) -> list[list[str]]:
         "ALTER TABLE jobs ADD COLUMN calls_total INTEGER NOT NULL DEFAULT 0",
         "CREATE TABLE workers (name TEXT PRIMARY KEY, last_beat DOUBLE PRECISION NOT NULL)",
     ]
-    return [v1, v2]
+    # v3: the call cache in the store, for workers on machines that share no disk.
+    v3 = [
+        """CREATE TABLE call_cache (
+            key TEXT PRIMARY KEY,
+            model TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            request TEXT NOT NULL,
+            response TEXT NOT NULL,
+            created DOUBLE PRECISION NOT NULL
+        )""",
+    ]
+    return [v1, v2, v3]

@@ -18,6 +18,8 @@ import pytest
 
 from servers.store import JobRecord, JobStatus, open_store
 from servers.store.base import JobStore
+from servers.store.calls import StoreCallCache
+from servers.store.sql import SQLStore
 from tests.fixtures.postgres import PostgresCluster
 
 pytestmark = pytest.mark.integration
@@ -58,6 +60,7 @@ def config(tmp_path: Path, postgres_cluster: PostgresCluster) -> Path:
         f"store: {postgres_cluster.new_database()}\n"
         f"cache_path: {tmp_path / 'calls.sqlite'}\n"
         "workers: 1\n"
+        "call_cache: store\n"  # in PostgreSQL: shared by workers that share no disk
         "models:\n"
         f"  - name: mock\n    spec: 'mock:delay=0.25,calls={tmp_path / 'calls.jsonl'}'\n"
         "worker:\n  lease_s: 2\n  poll_s: 0.1\n  cancel_check_s: 0.3\n  concurrency: 1\n  batch_size: 1\n"
@@ -135,6 +138,8 @@ def test_two_workers_split_jobs_and_survive_a_kill(config: Path, store: JobStore
         lines = (tmp_path / "calls.jsonl").read_text().splitlines()
         requests = [json.dumps(json.loads(line)["request"], sort_keys=True) for line in lines]
         assert len(requests) == len(set(requests)) == JOBS * ITEMS * 2
+        assert isinstance(store, SQLStore) and len(StoreCallCache(store)) == JOBS * ITEMS * 2
+        assert not (tmp_path / "calls.sqlite").exists()  # the cache was the store's, not a file
 
         # SIGTERM stops the survivor cleanly.
         b.send_signal(signal.SIGTERM)

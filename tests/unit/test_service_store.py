@@ -267,3 +267,16 @@ def test_a_locked_sqlite_store_is_a_store_error(tmp_path: Path) -> None:
     finally:
         holder.close()
         store.close()
+
+
+def test_the_call_cache_in_the_store(store: SQLStore) -> None:
+    from servers.store.calls import StoreCallCache
+
+    cache = StoreCallCache(store)
+    assert len(cache) == 0 and cache.get_many(["a"]) == {}
+    cache.put_many([(f"k{i}", "m", "score", f"req{i}", f"resp{i}") for i in range(700)])  # > one IN list
+    found = cache.get_many([f"k{i}" for i in range(0, 700, 3)] + ["missing"])
+    assert found == {f"k{i}": f"resp{i}" for i in range(0, 700, 3)}
+    cache.put_many([("k1", "m", "score", "req1", "again")])  # a repeated call replaces its row
+    assert cache.get_many(["k1"]) == {"k1": "again"} and len(cache) == 700
+    assert cache.keys() == {f"k{i}" for i in range(700)}

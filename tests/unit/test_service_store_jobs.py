@@ -116,6 +116,18 @@ def test_the_job_report_equals_the_library_scan(store: SQLStore, tmp_path: Path)
     assert again.probes == first.probes and again.verdicts == first.verdicts
 
 
+def test_the_call_cache_can_live_in_the_store(store: SQLStore, tmp_path: Path) -> None:
+    settings = settings_for(tmp_path).model_copy(update={"call_cache": "store"})
+    job, _ = store.create_job("alice", "scan", scan_request(4))
+    first = ScanReport.model_validate_json(jobs.execute(job, settings, lambda p: True))
+    again = ScanReport.model_validate_json(jobs.execute(job, settings, lambda p: True))
+    assert first.run.model_calls == 8 and again.run.model_calls == 0 and again.run.cache_hits == 8
+    assert not settings.cache_path.exists()  # no file cache was made
+    from servers.store.calls import StoreCallCache
+
+    assert len(StoreCallCache(store)) == 8
+
+
 def test_a_bad_stored_request_fails_naming_the_field(store: SQLStore, tmp_path: Path) -> None:
     settings = settings_for(tmp_path)
     job, _ = store.create_job("alice", "scan", scan_request(2, reference="nope", partitions=None))
