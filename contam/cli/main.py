@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "testbed": "contam.cli.testbed:testbed",
     "replay": "contam.cli.replay:replay",
     "report": "contam.cli.report:report",
+    "checklist": "contam.cli.checklist:checklist",
     "keys": "contam.cli.service:keys",
     "worker": "contam.cli.service:worker",
     "serve": "contam.cli.service:serve",
