@@ -115,6 +115,22 @@ async def load(url: str, key: str, clients: int, seconds: float) -> tuple[Tally,
     return tally, seconds
 
 
+def warm_up(url: str, key: str) -> None:
+    """One job to completion before measuring: a worker's first job imports the statistics stack
+    (seconds of CPU under the GIL), which is start-up cost, not steady state."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(timeout=60.0) as http:
+        resp = http.post(f"{url}/v1/scans", json=scan_body(-1, 0), headers=headers)
+        resp.raise_for_status()
+        for _ in range(600):
+            if http.get(url + resp.headers["location"], headers=headers).json()["status"] == "done":
+                return
+            time.sleep(0.1)
+    raise RuntimeError("the warm-up job did not finish in 60 s")
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -138,6 +154,8 @@ def run_store(name: str, store_url: str, root: Path, args: argparse.Namespace) -
     _, key = store.create_key("bench")
     store.close()
     with ServiceProcess(config, workers=args.workers, log_path=root / f"service-{name}.log") as service:
+        if args.workers:
+            warm_up(service.url, key)
         tally, seconds = asyncio.run(load(service.url, key, args.clients, args.seconds))
     return {
         "store": name,

@@ -106,6 +106,7 @@ def create_app(
 def _state(settings: ServerSettings, store: JobStore, *, expects_workers: bool) -> Any:
     from servers.catalog.service import CatalogService
     from servers.checklists.service import ChecklistService
+    from servers.keycache import KeyCache
     from servers.limits import RateLimiter
     from servers.overlap.service import OverlapService
     from servers.scans.service import ScanService
@@ -115,6 +116,7 @@ def _state(settings: ServerSettings, store: JobStore, *, expects_workers: bool) 
         settings=settings,
         store=store,
         limiter=RateLimiter(settings.limits.rate_per_s, settings.limits.burst),
+        key_cache=KeyCache(),
         scans=ScanService(settings, store),
         checklists=ChecklistService(settings, store),
         overlap=OverlapService(settings),

@@ -2,7 +2,8 @@
 
 Every endpoint but health depends on `principal`. A missing, malformed, unknown or revoked key
 gets the same 401 (the response never says which, so a key cannot be probed); a key over its
-rate gets 429 with Retry-After.
+rate gets 429 with Retry-After. A verified key is remembered for a second (`servers.keycache`),
+so a revocation takes effect within a second.
 """
 
 from __future__ import annotations
@@ -39,10 +40,14 @@ async def principal(
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise _unauthorized("send an API key as `Authorization: Bearer <key>`")
     state = state_of(request)
-    # A store call can block (a hash, a PostgreSQL round trip): off the event loop.
-    record = await run_in_threadpool(state.store.authenticate, credentials.credentials)
+    token = credentials.credentials
+    record = state.key_cache.get(token)
     if record is None:
-        raise _unauthorized("the API key is not valid (unknown or revoked)")
+        # A store call can block (a hash, a PostgreSQL round trip): off the event loop.
+        record = await run_in_threadpool(state.store.authenticate, token)
+        if record is None:
+            raise _unauthorized("the API key is not valid (unknown or revoked)")
+        state.key_cache.put(token, record)
     wait = state.limiter.take(record.key_id)
     if wait is not None:
         raise ApiProblem(

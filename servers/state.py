@@ -10,6 +10,7 @@ if TYPE_CHECKING:
 
     from servers.catalog.service import CatalogService
     from servers.checklists.service import ChecklistService
+    from servers.keycache import KeyCache
     from servers.limits import RateLimiter
     from servers.overlap.service import OverlapService
     from servers.scans.service import ScanService
@@ -22,6 +23,7 @@ class AppState:
     settings: ServerSettings
     store: JobStore
     limiter: RateLimiter
+    key_cache: KeyCache
     scans: ScanService
     checklists: ChecklistService
     overlap: OverlapService

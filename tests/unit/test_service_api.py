@@ -134,11 +134,41 @@ def test_revoked_key_is_401(api: Api) -> None:
     assert api.jobs("carol") == []
 
 
-def test_revoking_a_key_locks_it_out_at_once(api: Api) -> None:
+def test_revoking_a_key_locks_it_out_within_the_key_cache_ttl(api: Api) -> None:
+    cache = api.client.app.state.contam.key_cache  # type: ignore[attr-defined]
+    now = [1000.0]
+    cache.clock = lambda: now[0]
     assert api.client.get("/v1/scans", headers=api.h()).status_code == 200
     key_id = api.store.authenticate(api.keys["alice"]).key_id  # type: ignore[union-attr]
     assert api.store.revoke_key(key_id)
+    now[0] += cache.ttl_s  # the verified key is remembered no longer than this
     assert_problem(api.client.get("/v1/scans", headers=api.h()), 401)
+    assert_problem(api.client.get("/v1/scans", headers=api.h()), 401)  # and a refusal is never remembered
+
+
+def test_a_key_is_verified_once_per_ttl(api: Api) -> None:
+    calls = []
+    real = api.store.authenticate
+
+    def counting(token: str) -> Any:
+        calls.append(token)
+        return real(token)
+
+    api.client.app.state.contam.store.authenticate = counting  # type: ignore[attr-defined]
+    cache = api.client.app.state.contam.key_cache  # type: ignore[attr-defined]
+    now = [0.0]
+    cache.clock = lambda: now[0]
+    for _ in range(5):
+        assert api.client.get("/v1/scans", headers=api.h()).status_code == 200
+    assert len(calls) == 1
+    now[0] += cache.ttl_s
+    assert api.client.get("/v1/scans", headers=api.h()).status_code == 200
+    assert len(calls) == 2
+    for _ in range(3):  # a wrong key is checked every time
+        assert_problem(
+            api.client.get("/v1/scans", headers={"Authorization": "Bearer ck_0123456789abcdef_x"}), 401
+        )
+    assert len(calls) == 5
 
 
 def test_another_owners_job_is_404_as_if_missing(api: Api) -> None:
