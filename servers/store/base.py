@@ -135,9 +135,10 @@ class JobStore(Protocol):
         ...
 
     def list_jobs(
-        self, owner: str, limit: int, cursor: str | None = None
+        self, owner: str, limit: int, cursor: str | None = None, kind: JobKind | None = None
     ) -> tuple[list[JobRecord], str | None]:
-        """The owner's jobs, newest first, and the cursor of the next page (None on the last)."""
+        """The owner's jobs (of `kind`, if given), newest first, and the cursor of the next page
+        (None on the last). A cursor not given out by the store is an `InputError` on `cursor`."""
         ...
 
     def request_cancel(self, job_id: str, owner: str) -> JobRecord | None:

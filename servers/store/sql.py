@@ -218,29 +218,27 @@ class SQLStore:
         return None if row is None else _job(row)
 
     def list_jobs(
-        self, owner: str, limit: int, cursor: str | None = None
+        self, owner: str, limit: int, cursor: str | None = None, kind: JobKind | None = None
     ) -> tuple[list[JobRecord], str | None]:
         # The cursor is the sequence number of the last job of the previous page: stable while
         # jobs are added (new ones come before it), unlike an offset.
-        before: int | None = None
+        where: list[str] = ["owner = ?"]
+        params: list[Any] = [owner]
         if cursor is not None:
-            if not cursor.isdigit():
-                raise InputError(f"{cursor!r} is not a cursor this service gave out", field="cursor")
-            before = int(cursor)
+            if not (cursor.isascii() and cursor.isdigit() and len(cursor) <= 18):
+                raise InputError(f"{cursor[:40]!r} is not a cursor this service gave out", field="cursor")
+            where.append("seq < ?")
+            params.append(int(cursor))
+        if kind is not None:
+            where.append("kind = ?")
+            params.append(kind)
         limit = max(1, limit)
         with self._read() as cur:
-            if before is None:
-                rows = self._ex(
-                    cur,
-                    f"SELECT {_JOB_COLUMNS} FROM jobs WHERE owner = ? ORDER BY seq DESC LIMIT ?",
-                    (owner, limit + 1),
-                ).fetchall()
-            else:
-                rows = self._ex(
-                    cur,
-                    f"SELECT {_JOB_COLUMNS} FROM jobs WHERE owner = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
-                    (owner, before, limit + 1),
-                ).fetchall()
+            rows = self._ex(
+                cur,
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {' AND '.join(where)} ORDER BY seq DESC LIMIT ?",
+                (*params, limit + 1),
+            ).fetchall()
         page = rows[:limit]
         next_cursor = str(page[-1][19]) if len(rows) > limit else None
         return [_job(r) for r in page], next_cursor

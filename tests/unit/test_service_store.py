@@ -125,9 +125,15 @@ def test_list_pages_newest_first_without_gaps(store: SQLStore) -> None:
         if cursor is None:
             break
     assert seen == ids[::-1] and pages == 3
-    with pytest.raises(InputError) as info:
-        store.list_jobs("alice", 2, "nonsense")
-    assert info.value.field == "cursor"
+    for bad in ("nonsense", "9" * 40, "²", "-1"):
+        with pytest.raises(InputError) as info:
+            store.list_jobs("alice", 2, bad)
+        assert info.value.field == "cursor"
+    checklist, _ = store.create_job("alice", "checklist", {})
+    assert [j.id for j in store.list_jobs("alice", 10, kind="checklist")[0]] == [checklist.id]
+    scans, cursor = store.list_jobs("alice", 4, kind="scan")
+    assert [j.id for j in scans] == ids[:0:-1] and cursor is not None
+    assert [j.id for j in store.list_jobs("alice", 4, cursor, kind="scan")[0]] == ids[:1]
 
 
 def test_cancel_queued_at_once_and_running_at_next_heartbeat(store: SQLStore) -> None:
