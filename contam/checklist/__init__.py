@@ -7,7 +7,8 @@ an exit code a release pipeline can gate on.
 """
 
 from contam.checklist.config import BenchmarkEntry, ChecklistConfig, ProbeEntry, load_checklist
-from contam.checklist.run import ChecklistLine, ChecklistResult, run_checklist
+from contam.checklist.result import ChecklistLine, ChecklistResult
+from contam.checklist.run import arun_checklist, run_checklist
 
 __all__ = [
     "BenchmarkEntry",
@@ -15,6 +16,7 @@ __all__ = [
     "ChecklistLine",
     "ChecklistResult",
     "ProbeEntry",
+    "arun_checklist",
     "load_checklist",
     "run_checklist",
 ]

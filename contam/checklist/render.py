@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from contam.checklist.run import ChecklistLine, ChecklistResult
+    from contam.checklist.result import ChecklistLine, ChecklistResult
 
 _NOTE = (
     '`no_evidence` is not "clean": the probes found nothing at this alpha, which is absence of '

@@ -42,7 +42,7 @@ def checklist(config: Path, out: Path, fail_on: str, cache_path: Path | None, qu
     """Run the release checklist CONFIG (YAML): model, benchmarks, probes, alpha."""
     from contam.checklist import load_checklist, run_checklist
     from contam.checklist.render import checklist_table
-    from contam.checklist.run import FailOn
+    from contam.checklist.result import FailOn
 
     loaded = load_checklist(config)
     with TqdmProgress("checklist", enabled=not quiet) as progress:
