@@ -16,21 +16,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from contam.cache import CallCache
-from contam.errors import InputError
+from contam.errors import ContamError, InputError
 from contam.probe import Probe, ProbeContext
 from contam.results import ProbeResult
 from contam.types import Partition
-from servers.settings import ServerSettings
+from servers.settings import ModelEntry, ServerSettings
 from servers.store.base import JobRecord, Progress
 
 ReportFn = Callable[[Progress], bool]
+log = logging.getLogger("contam.service.jobs")
 
 
 class JobStopped(Exception):
@@ -144,32 +146,58 @@ async def run_scan(request: dict[str, Any], settings: ServerSettings, progress: 
     tested = suspect_partitions(bench, req.partitions or None, reference)
     progress.items_total = sum(len(p) for p in tested) * len(probes)
 
-    client = create_model(entry.model_spec())  # an API key is read from its env var here, at use
-    cache, close_cache = open_call_cache(settings)
-    runner = Runner(
-        client,
-        cache,
-        concurrency=settings.worker.concurrency,
-        batch_size=settings.worker.batch_size,
-        progress=progress,
-    )
-    try:
-        report = await scan(
-            bench,
-            runner,
-            [_counting(p, progress) for p in probes],
-            # The registered name, not the spec: a spec can hold the server's own URLs and paths.
-            model_spec=entry.name,
-            partitions=req.partitions or None,
-            reference=reference,
-            reference_label=req.reference,
-            seed=req.seed,
-            policy=VerdictPolicy(alpha=req.alpha),
+    with redacted(entry):
+        client = create_model(entry.model_spec())  # an API key is read from its env var here, at use
+        cache, close_cache = open_call_cache(settings)
+        runner = Runner(
+            client,
+            cache,
+            concurrency=settings.worker.concurrency,
+            batch_size=settings.worker.batch_size,
+            progress=progress,
         )
-    finally:
-        await runner.aclose()
-        close_cache()
+        try:
+            report = await scan(
+                bench,
+                runner,
+                [_counting(p, progress) for p in probes],
+                # The registered name, not the spec: a spec can hold the server's own URLs and paths.
+                model_spec=entry.name,
+                partitions=req.partitions or None,
+                reference=reference,
+                reference_label=req.reference,
+                seed=req.seed,
+                policy=VerdictPolicy(alpha=req.alpha),
+            )
+        finally:
+            await runner.aclose()
+            close_cache()
     return report.model_dump_json()
+
+
+@contextlib.contextmanager
+def redacted(entry: ModelEntry) -> Iterator[None]:
+    """A model's error as its owner may read it: the server's own path or URL of the model
+    replaced by the registered name (the full message goes to the worker's log)."""
+    try:
+        yield
+    except ContamError as exc:
+        spec = entry.model_spec()
+        message = str(exc)
+        # The spec, a local model's path and a server's URL; longest first (a URL before a part of it).
+        local = spec.target if spec.backend in ("hf", "vllm") else None
+        resolved = str(Path(local).resolve()) if local else None
+        hidden = sorted({p for p in (entry.spec, resolved, local, spec.base_url) if p}, key=len, reverse=True)
+        for part in hidden:
+            message = message.replace(part, f"<model {entry.name}>")
+        if message == str(exc):
+            raise
+        log.warning("job error, shown redacted to its owner: %s", exc)
+        raise JobError(message) from exc
+
+
+class JobError(ContamError):
+    """A job's failure, in words safe to show the job's owner."""
 
 
 def open_call_cache(settings: ServerSettings) -> tuple[CallCache, Callable[[], None]]:

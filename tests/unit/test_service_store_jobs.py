@@ -18,7 +18,7 @@ from contam.cli.main import cli
 from contam.errors import InputError
 from contam.report import ScanReport
 from servers import jobs
-from servers.settings import ServerSettings, WorkerSettings, load_settings
+from servers.settings import ModelEntry, ServerSettings, WorkerSettings, load_settings
 from servers.store import JobStatus, Progress, open_store
 from servers.store.sql import SQLStore
 from servers.worker import Worker, WorkerPool
@@ -138,6 +138,21 @@ def test_a_bad_stored_request_fails_naming_the_field(store: SQLStore, tmp_path: 
     with pytest.raises(InputError) as info:
         jobs.execute(unregistered, settings, lambda p: True)
     assert info.value.field == "model"
+
+
+def test_a_model_error_does_not_show_the_servers_paths(
+    store: SQLStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # a relative spec: the backend's message has the absolute path
+    settings = settings_for(tmp_path).model_copy(
+        update={"models": (ModelEntry(name="local", spec="hf:models/private-model"),)}
+    )
+    job, _ = store.create_job("alice", "scan", scan_request(2, model="local"))
+    Worker(settings, store, "w").run_once()
+    failed = store.get_job(job.id, "alice")
+    assert failed is not None and failed.status is JobStatus.FAILED and failed.error
+    assert str(tmp_path) not in failed.error and "models/private-model" not in failed.error
+    assert "<model local>" in failed.error
 
 
 def test_a_checklist_job_runs_the_release_checklist(store: SQLStore, tmp_path: Path) -> None:
