@@ -109,7 +109,8 @@ class Worker:
             log.info("worker %s: job %s failed: %s", self.name, job.id, exc)
         except Exception as exc:
             log.exception("worker %s: job %s crashed", self.name, job.id)
-            self.store.fail(job.id, self.name, f"internal error: {type(exc).__name__}: {exc}")
+            # A bug's message can hold the server's paths: the owner gets its kind, the log the rest.
+            self.store.fail(job.id, self.name, f"internal error ({type(exc).__name__}); see the worker's log")
         else:
             self.store.finish(job.id, self.name, result)
             log.info("worker %s: job %s done", self.name, job.id)
