@@ -4,11 +4,14 @@ until it is done, then submitting the next. Run once with the SQLite store and o
 PostgreSQL (a cluster of its own in a temporary folder, as the tests start it).
 
 Prints per store: submits and status calls per second, jobs completed per second, p50/p99 of
-submit and of status latency, the error count (any non-2xx, or a transport error; target 0) and
+submit and of status latency, the service process's CPU time per request (its own cost, which
+other load on a shared machine does not inflate as it inflates latency; job execution by the
+in-process workers included), the error count (any non-2xx, or a transport error; target 0) and
 the fraction of submitted jobs completed by the end (jobs still running at the deadline are
 given a short drain to finish, and counted as not completed if they do not).
 
     python bench/service.py [--seconds 60] [--clients 50] [--workers 2] [--stores sqlite,postgres]
+                            [--topology in-process|separate]
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -44,7 +49,7 @@ class Tally:
 
     def error(self, what: str) -> None:
         self.errors += 1
-        if len(self.error_samples) < 5:
+        if len(self.error_samples) < 3:
             self.error_samples.append(what[:300])
 
 
@@ -131,6 +136,16 @@ def warm_up(url: str, key: str) -> None:
     raise RuntimeError("the warm-up job did not finish in 60 s")
 
 
+def process_cpu_s(service: ServiceProcess) -> float:
+    """CPU seconds (user + system) the service process has used: its own cost per request, which
+    other load on the machine does not inflate the way it inflates latency."""
+    import os
+
+    assert service.proc is not None
+    fields = Path(f"/proc/{service.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -153,12 +168,46 @@ def run_store(name: str, store_url: str, root: Path, args: argparse.Namespace) -
     store = open_store(store_url)
     _, key = store.create_key("bench")
     store.close()
-    with ServiceProcess(config, workers=args.workers, log_path=root / f"service-{name}.log") as service:
-        if args.workers:
-            warm_up(service.url, key)
-        tally, seconds = asyncio.run(load(service.url, key, args.clients, args.seconds))
+    separate = args.topology == "separate"
+    workers = None
+    if separate:  # `contam serve --workers 0` for the API, and `contam worker` in a process of its own
+        workers = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "contam.cli.main",
+                "worker",
+                "--config",
+                str(config),
+                "--workers",
+                str(args.workers),
+            ],
+            stdout=(root / f"worker-{name}.log").open("ab"),
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            start_new_session=True,
+        )
+    try:
+        api_workers = 0 if separate else args.workers
+        with ServiceProcess(config, workers=api_workers, log_path=root / f"service-{name}.log") as service:
+            if args.workers:
+                warm_up(service.url, key)
+            cpu_before = process_cpu_s(service)
+            tally, seconds = asyncio.run(load(service.url, key, args.clients, args.seconds))
+            cpu = process_cpu_s(service) - cpu_before
+    finally:
+        if workers is not None:
+            workers.send_signal(signal.SIGTERM)
+            try:
+                workers.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                workers.kill()
+    log = service.read_log()
+    if "Traceback" in log:  # the server's own account of a 5xx, for the reader of the table
+        start = log.index("Traceback")
+        tally.error_samples.append("server log: " + log[start : start + 3000])
     return {
-        "store": name,
+        "store": f"{name} ({args.topology} workers)",
         "submit/s": tally.submitted / seconds,
         "status/s": len(tally.status_ms) / seconds,
         "done/s": tally.completed / seconds,
@@ -166,6 +215,7 @@ def run_store(name: str, store_url: str, root: Path, args: argparse.Namespace) -
         "submit p99 ms": percentile(tally.submit_ms, 99),
         "status p50 ms": percentile(tally.status_ms, 50),
         "status p99 ms": percentile(tally.status_ms, 99),
+        "server CPU ms/req": 1000 * cpu / max(1, len(tally.status_ms) + len(tally.submit_ms)),
         "errors": tally.errors,
         "completed": tally.completed / tally.submitted if tally.submitted else float("nan"),
         "samples": tally.error_samples,
@@ -182,6 +232,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         "submit p99 ms",
         "status p50 ms",
         "status p99 ms",
+        "server CPU ms/req",
         "errors",
         "completed",
     ]
@@ -203,7 +254,13 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--workers", type=int, default=2, help="in-process job workers of the service")
+    parser.add_argument("--workers", type=int, default=2, help="job workers")
+    parser.add_argument(
+        "--topology",
+        choices=["in-process", "separate"],
+        default="in-process",
+        help="workers in the API's process (`contam serve --workers N`) or in a `contam worker` process",
+    )
     parser.add_argument("--stores", default="sqlite,postgres")
     args = parser.parse_args()
     rows = []
@@ -230,7 +287,7 @@ def main() -> None:
             else:
                 raise SystemExit(f"unknown store {name!r}: sqlite or postgres")
     print(
-        f"{args.clients} clients, {args.seconds:.0f} s, {args.workers} in-process workers, mock backend, "
+        f"{args.clients} clients, {args.seconds:.0f} s, {args.workers} {args.topology} workers, mock model, "
         f"8-item uploaded scans, status polled every {POLL_S} s"
     )
     print(table(rows))
