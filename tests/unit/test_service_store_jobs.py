@@ -190,6 +190,17 @@ def test_a_failing_job_is_marked_failed_with_its_reason(store: SQLStore, tmp_pat
     assert failed.error is not None and "'gone'" in failed.error and "model" in failed.error
 
 
+def test_a_crashing_job_fails_without_its_message(store: SQLStore, tmp_path: Path) -> None:
+    def crash(job: Any, settings: Any, report: Any) -> str:
+        raise RuntimeError("cannot open /srv/secret/weights.bin")
+
+    job, _ = store.create_job("alice", "scan", scan_request(1))
+    Worker(settings_for(tmp_path), store, "w", execute=crash).run_once()
+    failed = store.get_job(job.id, "alice")
+    assert failed is not None and failed.status is JobStatus.FAILED
+    assert failed.error == "internal error (RuntimeError); see the worker's log"
+
+
 def test_cancel_stops_a_running_job_and_keeps_its_cached_calls(store: SQLStore, tmp_path: Path) -> None:
     settings = settings_for(tmp_path, delay=0.1, concurrency=1)
     job, _ = store.create_job("alice", "scan", scan_request(40))
