@@ -28,6 +28,7 @@ class SQLiteStore(SQLStore):
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
         self._closed = False
 
     def _conn(self) -> sqlite3.Connection:
@@ -57,6 +58,14 @@ class SQLiteStore(SQLStore):
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[Cursor]:
+        # Writers of this process queue on a lock: SQLite's busy handler would have them poll
+        # with sleeps of up to 100 ms, and that polling, not the work, made the slow tail.
+        # Other processes still meet at BEGIN IMMEDIATE and the busy timeout.
+        with self._write_lock, self._transaction() as cur:
+            yield cur
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Cursor]:
         conn = self._conn()
         cur = conn.cursor()
         try:
