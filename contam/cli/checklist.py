@@ -12,6 +12,7 @@ import click
 
 from contam.cache import default_cache_path
 from contam.cli.progress import TqdmProgress
+from contam.errors import InputError
 
 
 @click.command()
@@ -45,6 +46,7 @@ def checklist(config: Path, out: Path, fail_on: str, cache_path: Path | None, qu
     from contam.checklist.result import FailOn
 
     loaded = load_checklist(config)
+    _check_folder(out)
     with TqdmProgress("checklist", enabled=not quiet) as progress:
         result = run_checklist(
             loaded, out_dir=out, cache_path=cache_path or default_cache_path(), progress=progress
@@ -60,3 +62,14 @@ def checklist(config: Path, out: Path, fail_on: str, cache_path: Path | None, qu
             f"release gate failed: {len(flagged)} partition(s) flagged (--fail-on {fail_on})", err=True
         )
     click.get_current_context().exit(code)
+
+
+def _check_folder(out: Path) -> None:
+    """Fail before the scans, not after them, when the results could not be written (click has
+    already refused an existing file)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(
+            f"cannot create the folder: {exc.strerror or exc}", path=str(out), field="--out"
+        ) from exc

@@ -143,3 +143,16 @@ def test_a_config_built_in_code_checks_probe_parameters_too() -> None:
                 "probes": [{"name": "min_k", "params": {"k": 2}}],
             }
         )
+
+
+def test_an_out_that_is_a_file_is_refused_before_anything_runs(folder: Path) -> None:
+    (folder / "taken").write_text("", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["checklist", str(write(folder, GOOD)), "--out", str(folder / "taken")])
+    assert result.exit_code == 2, result.output
+    assert "'--out'" in result.output and "is a file" in result.output
+    # and a folder that cannot be created
+    result = CliRunner().invoke(
+        cli, ["checklist", str(write(folder, GOOD)), "--out", str(folder / "taken" / "sub")]
+    )
+    assert result.exit_code == 2, result.output
+    assert f"{folder / 'taken' / 'sub'}: field '--out': cannot create the folder" in result.output
