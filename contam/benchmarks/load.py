@@ -127,12 +127,16 @@ def build_benchmark(
     seen_ids: dict[str, Location] = {}
     resolved: FieldMap | None = None
     fmt: BenchmarkFormat | None = format
+    # Rows per source, for default ids: counting the items grouped under the source's name would
+    # give every row "SOURCE-00000" when a partition column sends them to other groups.
+    per_source: dict[str, int] = {}
     for loc, row, default_partition in rows:
         if resolved is None:
             resolved = fields.resolve(list(row), format)
             fmt = format or resolved.infer_format()
         assert fmt is not None
-        index = len(groups.get(default_partition, ()))
+        index = per_source.get(default_partition, 0)
+        per_source[default_partition] = index + 1
         item = row_to_item(
             resolved,
             fmt,

@@ -561,3 +561,18 @@ def test_openapi_documents_problems_and_examples(api: Api) -> None:
     assert "application/problem+json" in post["responses"]["422"]["content"]
     assert schema["components"]["schemas"]["ScanRequest"]["examples"]
     assert api.client.get("/docs").status_code == 200
+
+
+def test_uploaded_rows_without_ids_get_distinct_default_ids(api: Api) -> None:
+    data = (
+        b'{"text": "first text here", "partition": "test"}\n{"text": "second one", "partition": "unseen"}\n'
+    )
+    resp = api.client.post(
+        "/v1/scans",
+        headers=api.h(),
+        files={"file": ("b.jsonl", data)},
+        data={"request": json.dumps({"model": "mock", "reference": "unseen"})},
+    )
+    assert resp.status_code == 202, resp.text
+    ids = [i["id"] for i in api.jobs()[0].request["benchmark"]["items"]]
+    assert ids == ["upload-00000", "upload-00001"]
