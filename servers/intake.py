@@ -66,9 +66,14 @@ def unsupported(got: str, allowed: tuple[str, ...]) -> ApiProblem:
     )
 
 
+def _no_constant(name: str) -> Any:
+    # Python's decoder takes NaN and Infinity, which JSON has not; refused, not stored.
+    raise ValueError(f"{name} is not JSON")
+
+
 def load_json(data: bytes, field: str) -> Any:
     try:
-        return json.loads(data)
+        return json.loads(data, parse_constant=_no_constant)
     except UnicodeDecodeError as exc:
         raise ApiProblem(400, "malformed-body", f"not UTF-8 (byte {exc.start})", field=field) from None
     except json.JSONDecodeError as exc:
@@ -78,6 +83,10 @@ def load_json(data: bytes, field: str) -> Any:
             f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}",
             field=field,
         ) from None
+    except ValueError as exc:  # NaN or Infinity (a JSONDecodeError is a ValueError too, caught above)
+        raise ApiProblem(400, "malformed-body", f"malformed JSON: {exc}", field=field) from None
+    except RecursionError:  # the C decoder's answer to "[[[[..." nested deeper than the stack
+        raise ApiProblem(400, "malformed-body", "JSON nested too deeply", field=field) from None
 
 
 def json_object(value: Any, field: str) -> dict[str, Any]:

@@ -45,6 +45,8 @@ _SINGLE = ("model", "reference", "alpha", "seed", "name", "format")
 def _file_items(data: bytes, filename: str, part: str) -> list[dict[str, Any]]:
     try:
         return parse_file(data, filename=filename)
+    except RecursionError:  # a line of "[[[[...": the JSON decoder runs out of stack
+        raise ApiProblem(400, "malformed-body", f"{filename}: JSON nested too deeply", field=part) from None
     except InputError as exc:
         raise from_input_error(exc, field=f"{part}.{exc.field}" if exc.field else part) from None
 

@@ -442,7 +442,9 @@ def test_semantic_item_errors_name_the_item(api: Api) -> None:
     assert body["field"] == "benchmark.items[1].id" and "duplicate id" in body["detail"]
 
 
-@pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]", b"\xff\xfe", b""])
+@pytest.mark.parametrize(
+    "raw", [b"{not json", b"[1, 2]", b"\xff\xfe", b"", b"[" * 100_000, b'{"a":' * 50_000]
+)
 def test_malformed_json_body(api: Api, raw: bytes) -> None:
     resp = api.client.post("/v1/scans", content=raw, headers=api.h(**{"Content-Type": "application/json"}))
     assert resp.status_code in (400, 422)
@@ -576,3 +578,18 @@ def test_uploaded_rows_without_ids_get_distinct_default_ids(api: Api) -> None:
     assert resp.status_code == 202, resp.text
     ids = [i["id"] for i in api.jobs()[0].request["benchmark"]["items"]]
     assert ids == ["upload-00000", "upload-00001"]
+
+
+def test_deeply_nested_json_in_a_jsonl_body_or_a_probe_parameter(api: Api) -> None:
+    resp = api.client.post(
+        "/v1/scans?model=mock",
+        content=b"[" * 100_000 + b"\n",
+        headers=api.h(**{"Content-Type": "application/x-ndjson"}),
+    )
+    refused(api, resp, 400, field="body")
+    nested: Any = 1
+    for _ in range(300):
+        nested = [nested]
+    resp = submit(api, scan_body(probes=[{"name": "loss", "params": {"deep": nested}}]))
+    assert 400 <= resp.status_code < 500
+    refused(api, resp, resp.status_code)
