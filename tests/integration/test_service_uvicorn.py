@@ -141,7 +141,9 @@ def test_end_to_end_scan_through_uvicorn(uninterrupted: dict[str, Any]) -> None:
     assert report.benchmark.name == "humaneval-ci"
     assert {(r.probe, r.partition) for r in report.probes} == {("loss", "seen_x16"), ("zlib", "seen_x16")}
     loss = next(r for r in report.probes if r.probe == "loss")
-    assert len(loss.items) == PER_PARTITION and loss.statistic is not None
+    # every item scored, or listed as longer than the model's context
+    assert len(loss.items) + len(loss.unscored) == PER_PARTITION and len(loss.items) >= PER_PARTITION // 2
+    assert loss.statistic is not None
     # The testbed model saw seen_x16 sixteen times: its loss tells it from unseen items.
     assert loss.statistic.effect is not None and loss.statistic.effect > 0.5
     assert uninterrupted["calls"] > 0
