@@ -90,6 +90,14 @@ from probes.loss import TOO_LONG
     show_default=True,
     help="family-wise error rate of the verdicts over the scan's partitions (Holm)",
 )
+@click.option(
+    "--combination",
+    type=click.Choice(["cauchy", "holm"]),
+    default="cauchy",
+    show_default=True,
+    help="how a partition's probe p-values become one: the Cauchy combination, or Bonferroni on the "
+    "smallest (exactly valid under any dependence, less powerful)",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True, help="no progress bar or summary")
 def scan(
@@ -110,6 +118,7 @@ def scan(
     batch_size: int | None,
     on_too_long: str,
     alpha: float,
+    combination: str,
     seed: int,
     quiet: bool,
 ) -> None:
@@ -137,6 +146,7 @@ def scan(
         tested = [p.name for p in suspect_partitions(bench, partitions or None, ref_partition)]
         check_overlap(overlap, bench, tested, where=str(overlap_path))
 
+    policy = VerdictPolicy(alpha=alpha, combination="holm" if combination == "holm" else "cauchy")
     spec, client = open_model(model_spec, api_key_env)
     cache = CallCache(None if no_cache else (cache_path or default_cache_path()))
     with TqdmProgress("scan", enabled=not quiet) as progress:
@@ -160,7 +170,7 @@ def scan(
                     reference=ref_partition,
                     reference_label=ref_label,
                     seed=seed,
-                    policy=VerdictPolicy(alpha=alpha),
+                    policy=policy,
                     overlap=overlap,
                 )
             finally:

@@ -68,6 +68,10 @@ def test_alpha_is_validated_and_used(files: tuple[Path, Path], tmp_path: Path) -
     assert verdicts is not None and verdicts.policy.alpha == 1e-12
     # 20 against 20 with AUROC 1 gives p about 3e-8: not below an alpha of 1e-12
     assert verdicts.of("seen").verdict is Verdict.NO_EVIDENCE
+    result = _scan(bench, seen, tmp_path / "h.json", "--combination", "holm", "--quiet")
+    verdicts = ScanReport.read(tmp_path / "h.json").verdicts
+    assert result.exit_code == 0 and verdicts is not None and verdicts.policy.combination == "holm"
+    assert "Bonferroni-combined" in verdicts.of("seen").rule
 
 
 def test_a_json_report_named_like_its_siblings_is_refused(files: tuple[Path, Path], tmp_path: Path) -> None:
