@@ -34,6 +34,7 @@ class PostgresStore(SQLStore):
         self._timeout = connect_timeout
         self._local = threading.local()
         self._all: list[Any] = []
+        self._threads: dict[Any, threading.Thread] = {}  # the thread each connection is for
         self._lock = threading.Lock()
         self._closed = False
 
@@ -51,6 +52,15 @@ class PostgresStore(SQLStore):
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)
+                self._threads[conn] = threading.current_thread()
+                # A thread's connection outlives it (thread-local, and listed for close()): each
+                # job's event loop has threads of its own, so without this they pile up by the job.
+                orphans = [c for c in self._all if not self._threads[c].is_alive()]
+                for orphan in orphans:
+                    self._all.remove(orphan)
+                    del self._threads[orphan]
+            for orphan in orphans:
+                orphan.close()
         return conn
 
     def _sql(self, sql: str) -> str:
@@ -92,6 +102,7 @@ class PostgresStore(SQLStore):
         self._closed = True
         with self._lock:
             conns, self._all = self._all, []
+            self._threads = {}
         for conn in conns:
             conn.close()
         self._local = threading.local()
