@@ -143,6 +143,8 @@ def install(app: FastAPI) -> None:
     from fastapi.exceptions import RequestValidationError
     from starlette.exceptions import HTTPException
 
+    from servers.store.base import StoreError
+
     async def on_problem(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiProblem)
         return _response(exc.problem(request.url.path), exc.headers)
@@ -170,6 +172,18 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, InputError)
         return _response(from_input_error(exc).problem(request.url.path))
 
+    async def on_store(request: Request, exc: Exception) -> JSONResponse:
+        # The store is down or locked: the server's trouble, for now; the client may retry.
+        log.warning("store unavailable on %s %s: %s", request.method, request.url.path, exc)
+        problem = Problem(
+            type="/problems/store-unavailable",
+            title="Service Unavailable",
+            status=503,
+            detail="the job store is unavailable; retry shortly",
+            instance=request.url.path,
+        )
+        return _response(problem, {"Retry-After": "2"})
+
     async def on_crash(request: Request, exc: Exception) -> JSONResponse:
         # Logged here with the traceback; the client learns only that it was not its fault.
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
@@ -186,6 +200,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(HTTPException, on_http)
     app.add_exception_handler(InputError, on_input)
+    app.add_exception_handler(StoreError, on_store)
     app.add_exception_handler(Exception, on_crash)
 
 

@@ -593,3 +593,15 @@ def test_deeply_nested_json_in_a_jsonl_body_or_a_probe_parameter(api: Api) -> No
     resp = submit(api, scan_body(probes=[{"name": "loss", "params": {"deep": nested}}]))
     assert 400 <= resp.status_code < 500
     refused(api, resp, resp.status_code)
+
+
+def test_an_unavailable_store_is_503_with_retry_after(api: Api) -> None:
+    from servers.store.base import StoreError
+
+    def down(*args: Any, **kwargs: Any) -> Any:
+        raise StoreError("the PostgreSQL store failed: connection refused")
+
+    api.client.app.state.contam.store.get_job = down  # type: ignore[attr-defined]
+    resp = api.client.get(f"/v1/scans/{'a' * 32}", headers=api.h())
+    assert_problem(resp, 503)
+    assert resp.headers["retry-after"] == "2" and "connection refused" not in resp.text
