@@ -24,7 +24,8 @@ detection scans). It prints:
 Model calls go through the Runner and one SQLite call cache, so a re-run is fast.
 
     python bench/detection.py [--quick] [--generation] [--pairs 24] [--group 24] [--seed 0]
-                              [--cache .contam/bench/detection-calls.sqlite] [--steps N]
+                              [--benchmarks humaneval,gsm8k,truthfulqa-mc]
+                              [--cache .contam/bench/detection-calls.sqlite]
 """
 
 from __future__ import annotations
@@ -97,10 +98,10 @@ class Testbed:
         return self.bench.partition("unseen")
 
 
-def open_testbed(benchmark: str, steps: int | None) -> Testbed:
+def open_testbed(benchmark: str) -> Testbed:
+    """The `ci` testbed at .contam/testbed/BENCHMARK-ci, built or reused as the tests do."""
     started = time.perf_counter()
-    name = f"{benchmark}-ci" if steps is None else f"{benchmark}-ci-steps{steps}"
-    path = build_testbed(BuildArgs(benchmark=benchmark, preset="ci", seed=0, steps=steps), name)
+    path = build_testbed(BuildArgs(benchmark=benchmark, preset="ci", seed=0), f"{benchmark}-ci")
     say(f"testbed {benchmark}: {path} ({time.perf_counter() - started:.0f}s)")
     held_file = path / HELDOUT_FILE
     held = load_benchmark(str(held_file)).partition("heldout") if held_file.is_file() else None
@@ -204,10 +205,15 @@ def quality_table(runs: Sequence[Detection]) -> str:
             rows = sorted((r for r in results if r.probe == probe), key=lambda r: -exposure(r.partition))
             for r in rows:
                 label = r.partition if r.partition != "unseen" else "unseen/held"
-                if r.skipped or not r.items or not r.reference_items:
-                    lines.append(
-                        f"{run.testbed.name:<14}{probe:<16}{label:<11}  skipped: {r.skipped or 'no test'}"
-                    )
+                head = f"{run.testbed.name:<14}{probe:<16}{label:<11}"
+                st = r.statistic
+                if r.skipped or st is None:
+                    lines.append(f"{head}  skipped: {r.skipped or 'no test'}")
+                    continue
+                if not r.items or not r.reference_items:
+                    # A paired or rate test (guided, TS-Guessing): no reference scores to rank.
+                    effect = f"{st.effect_name} {st.effect:.3f}" if st.effect is not None else ""
+                    lines.append(f"{head}{st.n:>5}{'-':>6}{'-':>8}{'-':>11}{_fmt(st.p_value):>10}  {effect}")
                     continue
                 pos, neg = [s.score for s in r.items], [s.score for s in r.reference_items]
                 p = _p(r)
@@ -518,19 +524,21 @@ def main() -> int:
         "--pairs", type=int, default=None, help="false-positive pairs per pool (default 24; quick 20)"
     )
     ap.add_argument("--group", type=int, default=None, help="items per group (default 24; quick 12)")
+    ap.add_argument(
+        "--benchmarks",
+        default=",".join(BENCHMARKS),
+        help="testbeds to use; humaneval and gsm8k are needed (the blind-baseline check, the pairs)",
+    )
     ap.add_argument("--seed", type=int, default=0, help="the false-positive shuffle and the blind samples")
     ap.add_argument("--cache", type=Path, default=REPO / ".contam" / "bench" / "detection-calls.sqlite")
-    ap.add_argument(
-        "--steps",
-        type=int,
-        default=None,
-        help="train the testbeds for N steps only (a smoke run of this script: targets not expected)",
-    )
     args = ap.parse_args()
     args.pairs = args.pairs or (20 if args.quick else 24)
     args.group = args.group or (12 if args.quick else 24)
-    testbeds = [open_testbed(b, args.steps) for b in BENCHMARKS]
-    if testbeds[1].heldout is None:
+    chosen = [b.strip() for b in args.benchmarks.split(",") if b.strip()]
+    if not {"humaneval", "gsm8k"} <= set(chosen) or not set(chosen) <= set(BENCHMARKS):
+        raise SystemExit(f"--benchmarks: humaneval and gsm8k, optionally truthfulqa-mc; got {chosen}")
+    testbeds = [open_testbed(b) for b in BENCHMARKS if b in chosen]
+    if next(tb for tb in testbeds if tb.name == "gsm8k").heldout is None:
         raise SystemExit("the GSM8K testbed has no held-out pool; the false-positive run needs it")
     print(
         "testbeds (ci, seed 0): "
