@@ -12,6 +12,7 @@ import logging
 
 from servers.settings import ServerSettings
 
+KEEP_ALIVE_S = 75
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -23,4 +24,14 @@ def serve(settings: ServerSettings, *, host: str, port: int, workers: int, log_l
     logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT)
     app = create_app(settings, workers=workers)
     # Access lines carry paths and query strings only: no header (keys) and no body is logged.
-    uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=False, server_header=False)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        proxy_headers=False,
+        server_header=False,
+        # Longer than clients keep idle connections (httpx: 5 s, uvicorn's own default), so the
+        # server never closes one just as a client sends on it (a reset the client cannot retry).
+        timeout_keep_alive=KEEP_ALIVE_S,
+    )
