@@ -92,11 +92,11 @@ from probes.loss import TOO_LONG
 )
 @click.option(
     "--combination",
-    type=click.Choice(["cauchy", "holm"]),
-    default="cauchy",
+    type=click.Choice(["holm", "cauchy"]),
+    default="holm",
     show_default=True,
-    help="how a partition's probe p-values become one: the Cauchy combination, or Bonferroni on the "
-    "smallest (exactly valid under any dependence, less powerful)",
+    help="how a partition's probe p-values become one: Bonferroni on the smallest (exactly valid under "
+    "any dependence), or the Cauchy combination (more powerful, slightly liberal at 0.05 under dependence)",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True, help="no progress bar or summary")
