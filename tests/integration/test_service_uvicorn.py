@@ -4,9 +4,10 @@ vLLM server, submitted as a JSONL upload and polled to its report.
 
 Then the same scan again on a fresh store and cache, with the service SIGKILLed mid-job and
 started again: the job completes with the same findings as the uninterrupted run, and the vLLM
-server answered exactly as many requests as for the uninterrupted run, so no completed model call
-was made twice (counted at the server: `vllm:request_success_total`). The upstream API key never
-shows in a response, the report or the service's log.
+server answered as many requests as for the uninterrupted run, counted at the server
+(`vllm:request_success_total`), so no completed model call was made twice; only the one call in
+flight at the kill may be answered once more (vLLM may finish it as the service dies, before the
+service can cache it). The upstream API key never shows in a response, the report or the service's log.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ PER_PARTITION = 16
 UPSTREAM_SECRET = "sk-e2e-upstream-secret-31337"
 KEY_ENV = "CONTAM_E2E_UPSTREAM_KEY"
 KILL_AFTER_CALLS = 6
+IN_FLIGHT = 1  # the worker's concurrency in these tests: calls in flight when the service is killed
 
 
 def answered_requests(vllm_server: Any) -> float:
@@ -176,8 +178,13 @@ def test_killed_mid_job_the_restarted_service_finishes_it_with_no_call_twice(
         service.stop()
     assert done["attempts"] >= 2, "the job was taken over after the restart"
     assert report.findings() == uninterrupted["report"].findings()
-    assert answered_requests(vllm_server) - before == uninterrupted["calls"], (
-        "the vLLM server answered more requests than an uninterrupted run needed: a completed call was repeated"
+    # Every call the service had completed (answered and cached) before the kill is answered from
+    # its cache after the restart. The one call in flight at the kill (concurrency 1) may have been
+    # answered by vLLM in the instant the service died, before it could cache the answer; it is
+    # the only one that can be sent again.
+    extra = answered_requests(vllm_server) - before - uninterrupted["calls"]
+    assert 0 <= extra <= IN_FLIGHT, (
+        f"{extra} requests more than an uninterrupted run: completed calls repeated"
     )
     log = service.read_log() + uninterrupted["log"]
     assert UPSTREAM_SECRET not in log
