@@ -183,12 +183,9 @@ class JobService:
         return status_of(job, self.urls(job.id)[1])
 
     def list(self, owner: str, limit: int, cursor: str | None) -> ScanList:
-        # Jobs of every kind share one list in the store; this resource shows its own kind.
-        jobs, next_cursor = self.store.list_jobs(owner, limit, cursor)
-        return ScanList(
-            items=[status_of(j, self.urls(j.id)[1]) for j in jobs if j.kind == self.kind],
-            next_cursor=next_cursor,
-        )
+        # Filtered in the store, so a page of scans is full even when checklists interleave.
+        jobs, next_cursor = self.store.list_jobs(owner, limit, cursor, kind=self.kind)
+        return ScanList(items=[status_of(j, self.urls(j.id)[1]) for j in jobs], next_cursor=next_cursor)
 
     def cancel(self, owner: str, job_id: str) -> ScanStatus:
         self.get(owner, job_id)

@@ -605,3 +605,14 @@ def test_an_unavailable_store_is_503_with_retry_after(api: Api) -> None:
     resp = api.client.get(f"/v1/scans/{'a' * 32}", headers=api.h())
     assert_problem(resp, 503)
     assert resp.headers["retry-after"] == "2" and "connection refused" not in resp.text
+
+
+def test_a_page_of_scans_is_full_when_checklists_interleave(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for api in make_api(tmp_path, monkeypatch, max_active_jobs=20):
+        for i in range(3):
+            submit(api, scan_body(seed=i))
+            api.store.create_job("alice", "checklist", {"n": i})
+        page = api.client.get("/v1/scans", params={"limit": 3}, headers=api.h()).json()
+        assert [s["kind"] for s in page["items"]] == ["scan"] * 3 and page["next_cursor"] is None
