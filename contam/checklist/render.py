@@ -99,10 +99,11 @@ def render_markdown(result: ChecklistResult) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for line in result.lines:
+        page = _html_sibling(line.report)
         out.append(
             f"| {_md_cell(line.benchmark)} | {_md_cell(line.partition)} | **{line.verdict.value}** | "
             f"{fmt_p(line.combined_p)} | {fmt_p(line.adjusted_p)} | {_md_cell(line.rule)} | "
-            f"{_md_cell(line.key_evidence or '-')} | [{line.report}]({_html_sibling(line.report)}) |"
+            f"{_md_cell(line.key_evidence or '-')} | [{page}]({page}) |"
         )
     out += ["", _NOTE, "", "## Benchmarks", ""]
     for run in result.benchmarks:
