@@ -8,14 +8,13 @@ cancels the job's asyncio task at once, and `JobStopped` is raised.
 
 Progress: `calls_*` are the runner's requests (planned and answered, cached ones included);
 for a scan, `items_*` count (probe, item) pairs of the tested partitions, done when the probe has
-finished its partition. A checklist reports calls only.
+finished its partition (reported by `contam.scan` itself), for a checklist summed over its scans.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,8 +24,7 @@ from pydantic import ValidationError
 
 from contam.cache import CallCache
 from contam.errors import ContamError, InputError
-from contam.probe import Probe, ProbeContext
-from contam.results import ProbeResult
+from contam.probe import Probe
 from contam.types import Partition
 from servers.settings import ModelEntry, ServerSettings
 from servers.store.base import JobRecord, Progress
@@ -53,6 +51,14 @@ class JobProgress:
 
     def advance(self, n: int, *, cached: bool = False) -> None:
         self.calls_done += n
+
+    # `contam.scan` counts (probe, item) pairs through these (the runner's `ItemProgress`); a
+    # checklist's scans count into the same totals.
+    def add_item_total(self, n: int) -> None:
+        self.items_total += n
+
+    def advance_items(self, n: int) -> None:
+        self.items_done += n
 
     def snapshot(self) -> Progress:
         return Progress(
@@ -117,7 +123,7 @@ async def run_scan(request: dict[str, Any], settings: ServerSettings, progress: 
     from contam.benchmarks import select_partitions
     from contam.registry import create_model, get_probe
     from contam.runner import Runner
-    from contam.scan import scan, suspect_partitions
+    from contam.scan import scan
     from contam.verdicts import VerdictPolicy
     from servers.benchmarks import open_benchmark
     from servers.scans.schemas import ScanRequest
@@ -143,8 +149,6 @@ async def run_scan(request: dict[str, Any], settings: ServerSettings, progress: 
             probes.append(get_probe(spec.name).from_options(spec.params))
         except InputError as exc:
             raise InputError(exc.message, field=f"probes[{i}]") from None
-    tested = suspect_partitions(bench, req.partitions or None, reference)
-    progress.items_total = sum(len(p) for p in tested) * len(probes)
 
     with redacted(entry):
         client = create_model(entry.model_spec())  # an API key is read from its env var here, at use
@@ -160,7 +164,7 @@ async def run_scan(request: dict[str, Any], settings: ServerSettings, progress: 
             report = await scan(
                 bench,
                 runner,
-                [_counting(p, progress) for p in probes],
+                probes,
                 # The registered name, not the spec: a spec can hold the server's own URLs and paths.
                 model_spec=entry.name,
                 partitions=req.partitions or None,
@@ -212,21 +216,6 @@ def open_call_cache(settings: ServerSettings) -> tuple[CallCache, Callable[[], N
     store = open_store(settings.store)
     assert isinstance(store, SQLStore)  # every store open_store makes is one
     return StoreCallCache(store), store.close
-
-
-def _counting(probe: Probe, progress: JobProgress) -> Probe:
-    """`probe`, counting its partition's items as done when it finishes one (same class, params
-    and name, so the report is the one the bare probe gives)."""
-    inner = probe.run
-
-    async def run(partition: Partition, model: Any, ctx: ProbeContext) -> ProbeResult:
-        result = await inner(partition, model, ctx)
-        progress.items_done += len(partition)
-        return result
-
-    counted = copy.copy(probe)
-    counted.run = run  # type: ignore[method-assign]
-    return counted
 
 
 async def run_checklist(
