@@ -32,9 +32,9 @@ CASES = [
     ("ray", "index", ["overlap", "gsm8k", "corpus.jsonl", "--out", "overlap.json", "--engine", "ray"]),
     ("redis", "index", ["overlap", "gsm8k", "corpus.jsonl", "--out", "overlap.json",
                         "--redis", "redis://127.0.0.1:9"]),
+    ("server", "base", ["serve", "--config", "server.yaml", "--port", "9"]),
 ]  # fmt: skip
-# No command uses the `server` extra (fastapi, uvicorn) yet; add its case with the command.
-NO_COMMAND_YET = {"server"}
+NO_COMMAND_YET: set[str] = set()
 
 
 def test_every_extra_has_a_case() -> None:
@@ -68,6 +68,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (path / "corpus.jsonl").write_text('{"text": "a small corpus with one document in it"}\n')
     (path / "model").mkdir()
     (path / "model" / "config.json").write_text("{}")
+    (path / "server.yaml").write_text("store: sqlite:///jobs.sqlite\nmodels:\n  - name: mock\n    spec: mock\n")
     return path
 
 
@@ -92,6 +93,7 @@ def test_missing_extra_is_named(scripts: dict[str, Path], workdir: Path, extra: 
 
 
 def test_help_needs_no_extra(scripts: dict[str, Path], workdir: Path) -> None:
-    for args in [[], ["overlap"], ["index", "build"], ["scan"], ["serve-model"], ["testbed", "build"]]:
+    for args in [[], ["overlap"], ["index", "build"], ["scan"], ["serve-model"], ["testbed", "build"],
+                 ["serve"], ["checklist"], ["report"]]:
         result = _run(scripts["base"], [*args, "--help"], workdir)
         assert result.returncode == 0 and "Usage:" in result.stdout, (args, result.stderr)
