@@ -8,12 +8,12 @@ thread; writes run in explicit transactions.
 from __future__ import annotations
 
 import contextlib
-import threading
 import zlib
 from collections.abc import Iterator
 from typing import Any
 
 from servers.store.base import StoreError
+from servers.store.connections import ThreadConnections
 from servers.store.sql import Cursor, SQLStore, migrations
 
 _MIGRATION_LOCK = 0x636F6E74  # "cont": an advisory lock id of our own for schema upgrades
@@ -32,14 +32,11 @@ class PostgresStore(SQLStore):
         self._psycopg = psycopg
         self.url = url
         self._timeout = connect_timeout
-        self._local = threading.local()
-        self._all: list[Any] = []
-        self._threads: dict[Any, threading.Thread] = {}  # the thread each connection is for
-        self._lock = threading.Lock()
+        self._conns: ThreadConnections[Any] = ThreadConnections()
         self._closed = False
 
     def _conn(self) -> Any:
-        conn = getattr(self._local, "conn", None)
+        conn = self._conns.current()
         if conn is not None and conn.closed:
             conn = None  # the server dropped it: reconnect
         if conn is None:
@@ -49,18 +46,7 @@ class PostgresStore(SQLStore):
                 conn = self._psycopg.connect(self.url, autocommit=True, connect_timeout=int(self._timeout))
             except self._psycopg.OperationalError as exc:
                 raise StoreError(f"cannot reach the PostgreSQL store: {exc}") from exc
-            self._local.conn = conn
-            with self._lock:
-                self._all.append(conn)
-                self._threads[conn] = threading.current_thread()
-                # A thread's connection outlives it (thread-local, and listed for close()): each
-                # job's event loop has threads of its own, so without this they pile up by the job.
-                orphans = [c for c in self._all if not self._threads[c].is_alive()]
-                for orphan in orphans:
-                    self._all.remove(orphan)
-                    del self._threads[orphan]
-            for orphan in orphans:
-                orphan.close()
+            self._conns.add(conn)
         return conn
 
     def _sql(self, sql: str) -> str:
@@ -100,9 +86,4 @@ class PostgresStore(SQLStore):
 
     def close(self) -> None:
         self._closed = True
-        with self._lock:
-            conns, self._all = self._all, []
-            self._threads = {}
-        for conn in conns:
-            conn.close()
-        self._local = threading.local()
+        self._conns.close_all()

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from servers.store.base import StoreError
+from servers.store.connections import ThreadConnections
 from servers.store.sql import Cursor, SQLStore, migrations
 
 # Seconds a writer waits for another's transaction before failing: claims and heartbeats are
@@ -25,15 +26,12 @@ class SQLiteStore(SQLStore):
         self.path = Path(path)
         self.busy_timeout_ms = busy_timeout_ms
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._threads: dict[sqlite3.Connection, threading.Thread] = {}  # the thread each connection is for
-        self._lock = threading.Lock()
+        self._conns: ThreadConnections[sqlite3.Connection] = ThreadConnections()
         self._write_lock = threading.Lock()
         self._closed = False
 
     def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        conn = self._conns.current()
         if conn is None:
             if self._closed:
                 raise sqlite3.ProgrammingError("the store is closed")
@@ -42,18 +40,7 @@ class SQLiteStore(SQLStore):
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")  # durable across process crashes in WAL mode
-            self._local.conn = conn
-            with self._lock:
-                self._all.append(conn)
-                self._threads[conn] = threading.current_thread()
-                # A thread's connection outlives it (thread-local, and listed for close()): each
-                # job's event loop has threads of its own, so without this they pile up by the job.
-                orphans = [c for c in self._all if not self._threads[c].is_alive()]
-                for orphan in orphans:
-                    self._all.remove(orphan)
-                    del self._threads[orphan]
-            for orphan in orphans:
-                orphan.close()
+            self._conns.add(conn)
         return conn
 
     @contextlib.contextmanager
@@ -101,12 +88,7 @@ class SQLiteStore(SQLStore):
 
     def close(self) -> None:
         self._closed = True
-        with self._lock:
-            conns, self._all = self._all, []
-            self._threads = {}
-        for conn in conns:
-            conn.close()
-        self._local = threading.local()
+        self._conns.close_all()
 
 
 def _store_error(exc: sqlite3.OperationalError, path: Path) -> StoreError:

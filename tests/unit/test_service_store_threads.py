@@ -19,7 +19,7 @@ def test_connections_of_finished_threads_are_closed(tmp_path: Path) -> None:
             thread.start()
             thread.join()
         assert store.get_job(job.id, "alice") is not None
-        live = len(store._all)  # type: ignore[attr-defined]
+        live = len(store._conns)  # type: ignore[attr-defined]
         assert live <= 3, f"{live} connections open for 2 live threads"
     finally:
         store.close()
@@ -35,6 +35,6 @@ def test_postgres_connections_of_finished_threads_are_closed(postgres_cluster: o
             thread.start()
             thread.join()
         assert store.get_job(job.id, "alice") is not None
-        assert len(store._all) <= 3  # type: ignore[attr-defined]
+        assert len(store._conns) <= 3  # type: ignore[attr-defined]
     finally:
         store.close()
