@@ -89,6 +89,13 @@ class WorkerSettings(BaseModel):
     )
     concurrency: int = Field(default=4, ge=1, le=256, description="model calls in flight per job")
     batch_size: int | None = Field(default=None, ge=1, le=4096)
+    nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="CPU priority of the job threads (Linux nice, per thread): jobs are CPU-bound "
+        "(scoring, statistics, reports), so on a machine the API shares they yield to its requests",
+    )
 
     @property
     def heartbeat_interval(self) -> float:

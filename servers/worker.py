@@ -62,6 +62,7 @@ class Worker:
 
     def run_forever(self) -> None:
         log.info("worker %s started", self.name)
+        _lower_priority(self.settings.worker.nice)
         last_beat = -float("inf")
         while not self._stop.is_set():
             try:
@@ -127,6 +128,18 @@ class Worker:
         else:  # this worker is stopping: hand the job back
             self.store.release(job.id, self.name)
             log.info("worker %s: job %s put back in the queue", self.name, job.id)
+
+
+def _lower_priority(nice: int) -> None:
+    """Raise this thread's nice value (Linux schedules threads apart; a thread the job's event loop
+    starts inherits it). Elsewhere, or without permission, the job runs at normal priority."""
+    if nice <= 0 or not hasattr(os, "setpriority"):
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+    except OSError as exc:
+        log.warning("worker: could not lower the job thread's priority: %s", exc)
 
 
 class WorkerPool:

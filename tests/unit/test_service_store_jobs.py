@@ -348,3 +348,31 @@ def test_keys_commands_print_the_secret_once(tmp_path: Path) -> None:
         store.close()
     again = runner.invoke(cli, ["keys", "revoke", "--config", str(config), key_id])
     assert again.exit_code == 2 and "no active key" in again.output
+
+
+def test_jobs_run_at_the_configured_lower_cpu_priority(store: SQLStore, tmp_path: Path) -> None:
+    """A job's thread (and any thread its event loop starts) yields the CPU to the API's requests."""
+    import os
+    import threading
+
+    seen: list[int] = []
+    worker: Worker
+
+    def record(job: Any, settings: Any, report: Any) -> str:
+        here = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        child: list[int] = []
+        t = threading.Thread(target=lambda: child.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+        t.start()
+        t.join()
+        seen.extend([here, child[0]])
+        worker.stop()
+        return "{}"
+
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    store.create_job("alice", "scan", scan_request(1))
+    worker = Worker(settings_for(tmp_path, nice=7), store, "w", execute=record)
+    thread = threading.Thread(target=worker.run_forever)
+    thread.start()
+    thread.join(timeout=30)
+    assert seen == [min(19, base + 7)] * 2
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base  # the caller's is untouched
