@@ -32,6 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from servers.timing import app_ms  # noqa: E402
 from tests.fixtures.service import ServiceProcess, write_config  # noqa: E402
 
 POLL_S = 0.2  # a client's wait between status calls
@@ -42,6 +43,7 @@ DRAIN_S = 20.0
 class Tally:
     submit_ms: list[float] = field(default_factory=list)
     status_ms: list[float] = field(default_factory=list)
+    status_app_ms: list[float] = field(default_factory=list)  # the server's own share (Server-Timing)
     errors: int = 0
     error_samples: list[str] = field(default_factory=list)
     submitted: int = 0
@@ -96,6 +98,9 @@ async def client_loop(http: Any, url: str, key: str, cid: int, stop_at: float, t
                 continue
             if time.monotonic() < stop_at:  # latencies of the measured window only
                 tally.status_ms.append((time.perf_counter() - t0) * 1000)
+                app = app_ms(status.headers.get("server-timing"))
+                if app is not None:
+                    tally.status_app_ms.append(app)
             if status.status_code != 200:
                 tally.error(f"status {status.status_code}: {status.text}")
                 continue
@@ -215,6 +220,7 @@ def run_store(name: str, store_url: str, root: Path, args: argparse.Namespace) -
         "submit p99 ms": percentile(tally.submit_ms, 99),
         "status p50 ms": percentile(tally.status_ms, 50),
         "status p99 ms": percentile(tally.status_ms, 99),
+        "status app p99 ms": percentile(tally.status_app_ms, 99),
         "server CPU ms/req": 1000 * cpu / max(1, len(tally.status_ms) + len(tally.submit_ms)),
         "errors": tally.errors,
         "completed": tally.completed / tally.submitted if tally.submitted else float("nan"),
@@ -232,6 +238,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         "submit p99 ms",
         "status p50 ms",
         "status p99 ms",
+        "status app p99 ms",
         "server CPU ms/req",
         "errors",
         "completed",

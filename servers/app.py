@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from servers import problems
 from servers.settings import ServerSettings
 from servers.store.base import JobStore
+from servers.timing import ServerTiming
 
 API_VERSION = "1"
 
@@ -79,6 +80,7 @@ def create_app(
         lifespan=lifespan,
     )
     problems.install(app)
+    app.add_middleware(ServerTiming)
     for router in (health_router, scans_router, checklists_router, overlap_router, catalog_router):
         app.include_router(router)
 

@@ -18,6 +18,7 @@ from servers.app import create_app
 from servers.settings import ServerSettings
 from servers.store import open_store
 from servers.store.base import JobStore
+from servers.timing import app_ms
 
 UPSTREAM_SECRET = "sk-upstream-do-not-leak-4242"
 UPSTREAM_URL = "http://10.11.12.13:9999/v1"
@@ -616,3 +617,19 @@ def test_a_page_of_scans_is_full_when_checklists_interleave(
             api.store.create_job("alice", "checklist", {"n": i})
         page = api.client.get("/v1/scans", params={"limit": 3}, headers=api.h()).json()
         assert [s["kind"] for s in page["items"]] == ["scan"] * 3 and page["next_cursor"] is None
+
+
+def test_every_response_says_the_servers_own_time(api: Api) -> None:
+    # An error answer too: the split of a client's latency must cover every kind of response.
+    for resp in (api.client.get("/healthz"), api.client.get("/v1/scans"), api.client.get("/v1/scans", headers=api.h())):
+        ms = app_ms(resp.headers.get("server-timing"))
+        assert ms is not None and 0 <= ms < 60_000, resp.headers
+
+
+@pytest.mark.parametrize(
+    ("header", "ms"),
+    [("app;dur=1.25", 1.25), ("db;dur=3, app;desc=\"x\";dur=7", 7.0), ("db;dur=3", None), (None, None),
+     ("app;dur=fast", None), ("app", None)],
+)
+def test_server_timing_header_is_parsed(header: str | None, ms: float | None) -> None:
+    assert app_ms(header) == ms
