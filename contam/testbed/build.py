@@ -11,14 +11,14 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from contam.benchmarks import load_benchmark
 from contam.errors import InputError
+from contam.locks import file_lock
 from contam.testbed.card import render_card
 from contam.testbed.config import TESTBED_VERSION, BuildArgs
 from contam.testbed.corpus import CleanCorpus, clean_corpus
@@ -97,21 +97,8 @@ def build(
 
     root = cache_dir if cache_dir is not None else cache_root()
     root.mkdir(parents=True, exist_ok=True)
-    with _lock(root / f".{key}.lock"):
+    with file_lock(root / f".{key}.lock"):
         return _build_locked(args, bench, corpus, key, root, out_dir, say)
-
-
-@contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    """One builder per key: concurrent test sessions wait for the first build instead of repeating it."""
-    import fcntl
-
-    with path.open("w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _build_locked(
@@ -137,6 +124,12 @@ def _build_locked(
         cached_record = read_build(cached)
         assert cached_record is not None
     else:
+        placed = read_build(out_dir)
+        if placed is not None and placed.get("key") == key:
+            # Another process placed it while this one waited for the lock: copying it again
+            # would swap the folder under that process's feet.
+            ensure_heldout(out_dir, args, bench, placed)
+            return BuildResult(out_dir, key, True, placed)
         say(f"testbed {key} found in the cache ({cached})")
         ensure_heldout(cached, args, bench, cached_record)  # under the lock, before it is copied
     if cached != out_dir:

@@ -36,8 +36,9 @@ from contam.registry import get_probe
 from contam.results import ProbeResult
 from contam.runner import Runner
 from contam.types import Item, Partition
+from tests.fixtures.models import VLLM_SERVER_GROUP
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(VLLM_SERVER_GROUP)]
 
 REPO = Path(__file__).resolve().parents[2]
 GSM8K_TEST = REPO.parent / "shared" / "data" / "gsm8k" / "test.jsonl"
@@ -86,7 +87,9 @@ class Case:
     bos_default: bool
 
 
-@pytest.fixture(scope="module", params=["testbed", "sentencepiece", "gpt2"])
+# The testbed case last: its model is built by a slow fixture that another xdist worker may be
+# building meanwhile, and the other two need no testbed.
+@pytest.fixture(scope="module", params=["sentencepiece", "gpt2", "testbed"])
 def case(request: pytest.FixtureRequest) -> Case:
     fixture = {"testbed": "served_model_dir", "sentencepiece": "sentencepiece_model_dir",
                "gpt2": "gpt2_style_model_dir"}[request.param]  # fmt: skip

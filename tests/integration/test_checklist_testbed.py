@@ -19,7 +19,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "release.yaml"
 
 
 def test_the_example_checklist_flags_what_the_model_saw_and_nothing_it_did_not(
-    testbed_gsm8k: Path, testbed_ci: Path, tmp_path: Path
+    testbed_ci: Path, testbed_gsm8k: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
     result = CliRunner().invoke(

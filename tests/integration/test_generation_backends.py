@@ -23,8 +23,9 @@ from contam.registry import get_probe
 from contam.results import ProbeResult
 from contam.runner import Runner
 from contam.types import Partition
+from tests.fixtures.models import VLLM_SERVER_GROUP
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(VLLM_SERVER_GROUP)]
 
 ITEMS = 8
 CASES: dict[str, dict[str, Any]] = {

@@ -17,7 +17,9 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.integration
+from tests.fixtures.models import VLLM_SERVER_GROUP
+
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(VLLM_SERVER_GROUP)]
 
 REPO = Path(__file__).resolve().parents[2]
 GSM8K_TEST = REPO.parent / "shared" / "data" / "gsm8k" / "test.jsonl"

@@ -25,8 +25,9 @@ from contam.runner import Runner
 from contam.scan import scan
 from contam.types import Benchmark, Item, Partition
 from probes.loss import LossProbe
+from tests.fixtures.models import VLLM_SERVER_GROUP
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(VLLM_SERVER_GROUP)]
 
 N_PER_PARTITION = 20
 KILL_AFTER = 6  # cached calls before the kill

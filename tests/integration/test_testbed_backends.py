@@ -17,8 +17,9 @@ from contam.models.spec import ModelSpec
 from contam.registry import create_model
 from contam.report import ScanReport
 from contam.testbed.sanity import score_texts
+from tests.fixtures.models import VLLM_SERVER_GROUP
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(VLLM_SERVER_GROUP)]
 
 
 async def test_hf_backend_scores_match_transformers(testbed_ci: Path) -> None:
