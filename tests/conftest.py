@@ -11,7 +11,7 @@ import pytest
 # torch loads; numerics are unchanged.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from tests.fixtures.models import VLLM_SERVER_GROUP
+from tests.fixtures import VLLM_SERVER_GROUP
 
 pytest_plugins: list[str] = ["tests.fixtures.testbed", "tests.fixtures.models", "tests.fixtures.postgres",
                              "tests.fixtures.chromium"]

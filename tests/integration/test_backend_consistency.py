@@ -36,7 +36,7 @@ from contam.registry import get_probe
 from contam.results import ProbeResult
 from contam.runner import Runner
 from contam.types import Item, Partition
-from tests.fixtures.models import VLLM_SERVER_GROUP
+from tests.fixtures import VLLM_SERVER_GROUP
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(VLLM_SERVER_GROUP)]
 

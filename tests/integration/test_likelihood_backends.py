@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.models import VLLM_SERVER_GROUP
+from tests.fixtures import VLLM_SERVER_GROUP
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(VLLM_SERVER_GROUP)]
 

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from contam.cli.main import cli
 from servers.vllm_server import free_port
-from tests.fixtures.models import VLLM_SERVER_GROUP
+from tests.fixtures import VLLM_SERVER_GROUP
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(VLLM_SERVER_GROUP)]
 

@@ -25,7 +25,7 @@ from contam.runner import Runner
 from contam.scan import scan
 from contam.types import Benchmark, Item, Partition
 from probes.loss import LossProbe
-from tests.fixtures.models import VLLM_SERVER_GROUP
+from tests.fixtures import VLLM_SERVER_GROUP
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(VLLM_SERVER_GROUP)]
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.models import VLLM_SERVER_GROUP
+from tests.fixtures import VLLM_SERVER_GROUP
 from tests.fixtures.service import ServiceProcess, create_key, request, write_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(VLLM_SERVER_GROUP)]

@@ -17,7 +17,7 @@ from contam.models.spec import ModelSpec
 from contam.registry import create_model
 from contam.report import ScanReport
 from contam.testbed.sanity import score_texts
-from tests.fixtures.models import VLLM_SERVER_GROUP
+from tests.fixtures import VLLM_SERVER_GROUP
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(VLLM_SERVER_GROUP)]
 
