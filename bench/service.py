@@ -4,14 +4,17 @@ until it is done, then submitting the next. Run once with the SQLite store and o
 PostgreSQL (a cluster of its own in a temporary folder, as the tests start it).
 
 Prints per store: submits and status calls per second, jobs completed per second, p50/p99 of
-submit and of status latency, the service process's CPU time per request (its own cost, which
+submit and of status latency as the clients see it, the status p99 of the server's own time
+(its Server-Timing header: the rest of a latency is spent outside the handler), the clients' own
+event-loop lag and CPU share (a client that is late itself inflates every latency it measures),
+the service process's CPU time per request (its own cost, which
 other load on a shared machine does not inflate as it inflates latency; job execution by the
 in-process workers included), the error count (any non-2xx, or a transport error; target 0) and
 the fraction of submitted jobs completed by the end (jobs still running at the deadline are
 given a short drain to finish, and counted as not completed if they do not).
 
     python bench/service.py [--seconds 60] [--clients 50] [--workers 2] [--stores sqlite,postgres]
-                            [--topology in-process|separate]
+                            [--topology in-process|separate] [--client aiohttp|httpx]
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ class Tally:
     submit_ms: list[float] = field(default_factory=list)
     status_ms: list[float] = field(default_factory=list)
     status_app_ms: list[float] = field(default_factory=list)  # the server's own share (Server-Timing)
+    loop_lag_ms: list[float] = field(default_factory=list)
+    client_cpu_s: float = 0.0
     errors: int = 0
     error_samples: list[str] = field(default_factory=list)
     submitted: int = 0
@@ -66,6 +71,70 @@ def scan_body(client: int, n: int) -> dict[str, Any]:
         for k in range(8)
     ]
     return {"benchmark": {"name": "bench", "items": items}, "model": "mock", "reference": "unseen"}
+
+
+@dataclass(frozen=True)
+class Answer:
+    status_code: int
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class AiohttpClient:
+    """The default client: aiohttp costs the clients' process about a quarter of httpx's CPU per
+    request, and httpx's connection pool under 50 concurrent requests adds its own queueing to
+    every latency (a tail the server never sees: compare `--client httpx`)."""
+
+    def __init__(self, clients: int) -> None:
+        import aiohttp
+
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=clients), timeout=aiohttp.ClientTimeout(total=30)
+        )
+
+    async def _answer(self, resp: Any) -> Answer:
+        body = await resp.read()
+        return Answer(resp.status, {k.lower(): v for k, v in resp.headers.items()}, body)
+
+    async def post(self, url: str, *, json: Any, headers: dict[str, str]) -> Answer:
+        async with self._session.post(url, json=json, headers=headers) as resp:
+            return await self._answer(resp)
+
+    async def get(self, url: str, *, headers: dict[str, str]) -> Answer:
+        async with self._session.get(url, headers=headers) as resp:
+            return await self._answer(resp)
+
+    async def close(self) -> None:
+        await self._session.close()
+
+
+class HttpxClient:
+    def __init__(self, clients: int) -> None:
+        import httpx
+
+        limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+        self._client = httpx.AsyncClient(timeout=30.0, limits=limits)
+
+    async def post(self, url: str, *, json: Any, headers: dict[str, str]) -> Answer:
+        resp = await self._client.post(url, json=json, headers=headers)
+        return Answer(resp.status_code, dict(resp.headers), resp.content)
+
+    async def get(self, url: str, *, headers: dict[str, str]) -> Answer:
+        resp = await self._client.get(url, headers=headers)
+        return Answer(resp.status_code, dict(resp.headers), resp.content)
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+CLIENTS: dict[str, type[AiohttpClient] | type[HttpxClient]] = {"aiohttp": AiohttpClient, "httpx": HttpxClient}
 
 
 async def client_loop(http: Any, url: str, key: str, cid: int, stop_at: float, tally: Tally) -> None:
@@ -113,15 +182,29 @@ async def client_loop(http: Any, url: str, key: str, cid: int, stop_at: float, t
                 break
 
 
-async def load(url: str, key: str, clients: int, seconds: float) -> tuple[Tally, float]:
-    import httpx
+async def loop_lag(stop_at: float, lags: list[float]) -> None:
+    """How late the clients' own event loop wakes a 10 ms sleeper: time a latency includes that
+    the server never saw."""
+    while time.monotonic() < stop_at:
+        t0 = time.perf_counter()
+        await asyncio.sleep(0.01)
+        lags.append((time.perf_counter() - t0 - 0.01) * 1000)
 
+
+async def load(url: str, key: str, clients: int, seconds: float, client: str) -> tuple[Tally, float]:
     tally = Tally()
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(timeout=30.0, limits=limits) as http:
+    http = CLIENTS[client](clients)
+    try:
         started = time.monotonic()
         stop_at = started + seconds
-        await asyncio.gather(*(client_loop(http, url, key, c, stop_at, tally) for c in range(clients)))
+        cpu0 = time.process_time()
+        await asyncio.gather(
+            loop_lag(stop_at, tally.loop_lag_ms),
+            *(client_loop(http, url, key, c, stop_at, tally) for c in range(clients)),
+        )
+        tally.client_cpu_s = time.process_time() - cpu0
+    finally:
+        await http.close()
     return tally, seconds
 
 
@@ -198,7 +281,7 @@ def run_store(name: str, store_url: str, root: Path, args: argparse.Namespace) -
             if args.workers:
                 warm_up(service.url, key)
             cpu_before = process_cpu_s(service)
-            tally, seconds = asyncio.run(load(service.url, key, args.clients, args.seconds))
+            tally, seconds = asyncio.run(load(service.url, key, args.clients, args.seconds, args.client))
             cpu = process_cpu_s(service) - cpu_before
     finally:
         if workers is not None:
@@ -221,6 +304,8 @@ def run_store(name: str, store_url: str, root: Path, args: argparse.Namespace) -
         "status p50 ms": percentile(tally.status_ms, 50),
         "status p99 ms": percentile(tally.status_ms, 99),
         "status app p99 ms": percentile(tally.status_app_ms, 99),
+        "client loop lag p99 ms": percentile(tally.loop_lag_ms, 99),
+        "client CPU %": 100 * tally.client_cpu_s / seconds,
         "server CPU ms/req": 1000 * cpu / max(1, len(tally.status_ms) + len(tally.submit_ms)),
         "errors": tally.errors,
         "completed": tally.completed / tally.submitted if tally.submitted else float("nan"),
@@ -239,6 +324,8 @@ def table(rows: list[dict[str, Any]]) -> str:
         "status p50 ms",
         "status p99 ms",
         "status app p99 ms",
+        "client loop lag p99 ms",
+        "client CPU %",
         "server CPU ms/req",
         "errors",
         "completed",
@@ -269,6 +356,9 @@ def main() -> None:
         help="workers in the API's process (`contam serve --workers N`) or in a `contam worker` process",
     )
     parser.add_argument("--stores", default="sqlite,postgres")
+    parser.add_argument(
+        "--client", choices=sorted(CLIENTS), default="aiohttp", help="the clients' HTTP library"
+    )
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="contam-bench-service-") as tmp:
@@ -295,7 +385,7 @@ def main() -> None:
                 raise SystemExit(f"unknown store {name!r}: sqlite or postgres")
     print(
         f"{args.clients} clients, {args.seconds:.0f} s, {args.workers} {args.topology} workers, mock model, "
-        f"8-item uploaded scans, status polled every {POLL_S} s"
+        f"8-item uploaded scans, status polled every {POLL_S} s, {args.client} clients"
     )
     print(table(rows))
     for row in rows:
