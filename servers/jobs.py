@@ -232,5 +232,9 @@ async def run_checklist(
     except ValueError as exc:
         field, _, message = str(exc).partition(": ")
         raise InputError(message or field, field=field if message else None) from None
-    result = await arun_checklist(config, out_dir=out_dir, cache_path=settings.cache_path, progress=progress)
+    cache, close_cache = open_call_cache(settings)  # `call_cache: store` holds for checklists too
+    try:
+        result = await arun_checklist(config, out_dir=out_dir, cache=cache, progress=progress)
+    finally:
+        close_cache()
     return result.model_dump_json()

@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
+from contam.cache import CallCache
 from contam.checklist.config import ChecklistConfig
 from contam.checklist.prepare import prepare
 from contam.checklist.result import BenchmarkRun, ChecklistLine, ChecklistResult
@@ -38,9 +39,15 @@ def run_checklist(
 
 
 async def arun_checklist(
-    config: ChecklistConfig, *, out_dir: Path, cache_path: Path | None, progress: Progress | None = None
+    config: ChecklistConfig,
+    *,
+    out_dir: Path,
+    cache_path: Path | None = None,
+    cache: CallCache | None = None,
+    progress: Progress | None = None,
 ) -> ChecklistResult:
-    from contam.cache import CallCache
+    """`run_checklist` in a running loop. `cache` is an open call cache to use instead of one at
+    `cache_path` (the service's, which may live in its job store); the caller closes it."""
     from contam.checklist.render import write_checklist
     from contam.models.spec import ModelSpec
     from contam.registry import create_model, get_probe
@@ -52,12 +59,13 @@ async def arun_checklist(
     policy = VerdictPolicy(alpha=config.alpha)
     spec = ModelSpec.parse(config.model, api_key_env=config.api_key_env)
     client = create_model(spec)
-    cache = CallCache(cache_path)
+    own_cache = cache is None
+    calls = CallCache(cache_path) if cache is None else cache
     reports: list[ScanReport] = []
     try:
         for prep in prepared:
             # A runner per benchmark, so each report counts its own calls; client and cache shared.
-            runner = Runner(client, cache, concurrency=config.concurrency, progress=progress)
+            runner = Runner(client, calls, concurrency=config.concurrency, progress=progress)
             report = await scan(
                 prep.bench,
                 runner,
@@ -73,7 +81,8 @@ async def arun_checklist(
             reports.append(report)
     finally:
         await client.aclose()
-        cache.close()
+        if own_cache:
+            calls.close()
 
     labelled = [(prep.label, report) for prep, report in zip(prepared, reports, strict=True)]
     verdicts = decide_family(labelled, policy)

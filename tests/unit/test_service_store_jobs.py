@@ -166,6 +166,23 @@ def test_a_checklist_job_runs_the_release_checklist(store: SQLStore, tmp_path: P
     assert progress[-1].calls_done == progress[-1].calls_total > 0
 
 
+def test_a_checklist_job_keeps_its_calls_where_the_config_says(store: SQLStore, tmp_path: Path) -> None:
+    from servers.store.calls import StoreCallCache
+
+    settings = settings_for(tmp_path).model_copy(update={"call_cache": "store"})
+    request = {"model": "mock", "benchmarks": [{"name": "humaneval"}], "probes": [{"name": "loss"}]}
+    job, _ = store.create_job("alice", "checklist", request)
+    first = json.loads(jobs.execute(job, settings, lambda p: True))
+    assert not settings.cache_path.exists()  # no file cache: machines sharing no disk share these
+    stored = len(StoreCallCache(store))
+    assert stored > 0
+    assert first["benchmarks"][0]["model_calls"] == stored
+    again, _ = store.create_job("alice", "checklist", request, idempotency_key="again")
+    rerun = json.loads(jobs.execute(again, settings, lambda p: True))
+    assert rerun["lines"] == first["lines"]
+    assert rerun["benchmarks"][0]["model_calls"] == 0 and rerun["benchmarks"][0]["cache_hits"] == stored
+
+
 # -- workers -----------------------------------------------------------------------------------
 
 
