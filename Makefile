@@ -14,9 +14,9 @@ lint: setup
 
 # Everything CI runs: lint, types, unit and integration tests (real vLLM server, uvicorn, Redis, Ray).
 # Two pytest-xdist workers: much of the suite waits on one core (vLLM start-up, servers, browsers)
-# while the other is idle. Users of the shared vLLM server run in one worker (tests/conftest.py).
+# while the other is idle. Users of the shared vLLM server run in one worker (tests.fixtures.xdist_scope).
 test: lint
-	.venv/bin/python -m pytest -q -n 2 --dist loadgroup --durations=25
+	.venv/bin/python -m pytest -q -n 2 --dist loadscope --durations=25
 
 unit: setup
 	.venv/bin/python -m pytest -q tests/unit

@@ -1,8 +1,9 @@
 """Fixtures for the whole suite. Real-component fixtures live in tests/fixtures/, one module each,
 and start at most one instance per test session (per pytest-xdist worker: `make test` runs two,
-and every module using the shared vLLM server is in one xdist group, so one server serves all)."""
+scheduled by `tests.fixtures.xdist_scope`, so one vLLM server serves every test that uses it)."""
 
 import os
+from typing import Any
 
 import pytest
 
@@ -11,21 +12,32 @@ import pytest
 # torch loads; numerics are unchanged.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from tests.fixtures import VLLM_SERVER_GROUP
+from tests.fixtures import VLLM_SERVER_MODULES, xdist_scope
 
 pytest_plugins: list[str] = ["tests.fixtures.testbed", "tests.fixtures.models", "tests.fixtures.postgres",
                              "tests.fixtures.chromium"]
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if "vllm_server" not in getattr(item, "fixturenames", ()):
-            continue
-        groups = {str(m.args[0]) for m in item.iter_markers("xdist_group") if m.args}
-        if VLLM_SERVER_GROUP not in groups:
+        path = item.nodeid.split("::", 1)[0]
+        if "vllm_server" in getattr(item, "fixturenames", ()) and path not in VLLM_SERVER_MODULES:
             raise pytest.UsageError(
-                f"{item.nodeid} uses the shared vLLM server: mark its module "
-                f"pytest.mark.xdist_group(VLLM_SERVER_GROUP), so its users share one xdist worker "
-                "and one server instead of starting another"
+                f"{item.nodeid} uses the shared vLLM server: add {path} to VLLM_SERVER_MODULES in "
+                "tests/fixtures/__init__.py, so its users share one xdist worker and one server"
             )
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Work units by `xdist_scope`. (xdist's own loadgroup marks cannot be used: they rename node
+    ids through an attribute that pytest 9.2 no longer reads, so every test ran apart.)"""
+    if config.getvalue("dist") not in ("load", "loadscope", "loadfile", "loadgroup"):
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByScope(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_scope(nodeid)
+
+    return ByScope(config, log)

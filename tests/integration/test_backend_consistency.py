@@ -36,9 +36,8 @@ from contam.registry import get_probe
 from contam.results import ProbeResult
 from contam.runner import Runner
 from contam.types import Item, Partition
-from tests.fixtures import VLLM_SERVER_GROUP
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(VLLM_SERVER_GROUP)]
+pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 GSM8K_TEST = REPO.parent / "shared" / "data" / "gsm8k" / "test.jsonl"

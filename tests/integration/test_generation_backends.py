@@ -23,9 +23,8 @@ from contam.registry import get_probe
 from contam.results import ProbeResult
 from contam.runner import Runner
 from contam.types import Partition
-from tests.fixtures import VLLM_SERVER_GROUP
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(VLLM_SERVER_GROUP)]
+pytestmark = pytest.mark.integration
 
 ITEMS = 8
 CASES: dict[str, dict[str, Any]] = {

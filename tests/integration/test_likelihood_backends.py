@@ -17,9 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures import VLLM_SERVER_GROUP
-
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(VLLM_SERVER_GROUP)]
+pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 GSM8K_TEST = REPO.parent / "shared" / "data" / "gsm8k" / "test.jsonl"

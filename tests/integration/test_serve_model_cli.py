@@ -20,9 +20,8 @@ from click.testing import CliRunner
 
 from contam.cli.main import cli
 from servers.vllm_server import free_port
-from tests.fixtures import VLLM_SERVER_GROUP
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(VLLM_SERVER_GROUP)]
+pytestmark = pytest.mark.integration
 
 
 def test_models_check_prints_capabilities(vllm_server: Any) -> None:

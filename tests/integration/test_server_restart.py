@@ -25,9 +25,8 @@ from contam.runner import Runner
 from contam.scan import scan
 from contam.types import Benchmark, Item, Partition
 from probes.loss import LossProbe
-from tests.fixtures import VLLM_SERVER_GROUP
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(VLLM_SERVER_GROUP)]
+pytestmark = pytest.mark.integration
 
 N_PER_PARTITION = 20
 KILL_AFTER = 6  # cached calls before the kill

@@ -21,10 +21,9 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures import VLLM_SERVER_GROUP
 from tests.fixtures.service import ServiceProcess, create_key, request, write_config
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(VLLM_SERVER_GROUP)]
+pytestmark = pytest.mark.integration
 
 PER_PARTITION = 16
 UPSTREAM_SECRET = "sk-e2e-upstream-secret-31337"

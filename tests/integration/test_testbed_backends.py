@@ -17,9 +17,8 @@ from contam.models.spec import ModelSpec
 from contam.registry import create_model
 from contam.report import ScanReport
 from contam.testbed.sanity import score_texts
-from tests.fixtures import VLLM_SERVER_GROUP
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(VLLM_SERVER_GROUP)]
+pytestmark = pytest.mark.integration
 
 
 async def test_hf_backend_scores_match_transformers(testbed_ci: Path) -> None:
