@@ -87,18 +87,32 @@ def build(
     out_dir = out_dir.resolve()
 
     existing = read_build(out_dir)
-    if existing is not None and existing.get("key") == key:
-        ensure_heldout(out_dir, args, bench, existing)  # a copy of a build older than the pool
-        return BuildResult(out_dir, key, True, existing)
+    placed = _placed(out_dir, key, args, bench, existing)
+    if placed is not None:
+        return placed
     if out_dir.exists() and any(out_dir.iterdir()) and not force:
         what = "another testbed build" if existing is not None else "files that are not this build"
         raise InputError(f"output folder holds {what}; choose another --out or pass --force",
                          path=str(out_dir), field="--out")
 
     root = cache_dir if cache_dir is not None else cache_root()
-    root.mkdir(parents=True, exist_ok=True)
-    with file_lock(root / f".{key}.lock"):
+    with file_lock(root / f".{key}.lock"):  # creates root
+        # Another process may have placed it while this one waited: copying it again would
+        # swap the folder under that process's feet.
+        placed = _placed(out_dir, key, args, bench, read_build(out_dir))
+        if placed is not None:
+            return placed
         return _build_locked(args, bench, corpus, key, root, out_dir, say)
+
+
+def _placed(
+    out_dir: Path, key: str, args: BuildArgs, bench: Benchmark, record: dict[str, Any] | None
+) -> BuildResult | None:
+    """The build already at `out_dir` when `record` (its build.json) is this key's, else None."""
+    if record is None or record.get("key") != key:
+        return None
+    ensure_heldout(out_dir, args, bench, record)  # a copy of a build older than the pool
+    return BuildResult(out_dir, key, True, record)
 
 
 def _build_locked(
@@ -124,12 +138,6 @@ def _build_locked(
         cached_record = read_build(cached)
         assert cached_record is not None
     else:
-        placed = read_build(out_dir)
-        if placed is not None and placed.get("key") == key:
-            # Another process placed it while this one waited for the lock: copying it again
-            # would swap the folder under that process's feet.
-            ensure_heldout(out_dir, args, bench, placed)
-            return BuildResult(out_dir, key, True, placed)
         say(f"testbed {key} found in the cache ({cached})")
         ensure_heldout(cached, args, bench, cached_record)  # under the lock, before it is copied
     if cached != out_dir:
