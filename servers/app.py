@@ -118,6 +118,7 @@ def _state(settings: ServerSettings, store: JobStore, *, expects_workers: bool) 
         settings=settings,
         store=store,
         limiter=RateLimiter(settings.limits.rate_per_s, settings.limits.burst),
+        auth_failures=RateLimiter(settings.limits.auth_failures_per_s, settings.limits.auth_failure_burst),
         key_cache=KeyCache(),
         scans=ScanService(settings, store),
         checklists=ChecklistService(settings, store),

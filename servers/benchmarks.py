@@ -1,26 +1,25 @@
 """Benchmarks as the service sees them: built in (by name) or uploaded, read by the library's loader.
 
-An upload (JSON items, a JSONL body, a multipart file) goes through `contam.benchmarks` exactly
-as a file given to `contam scan` would, so a bad row is refused with its line (or row) and field,
-and the worker, which rebuilds the benchmark from the stored items, reads the same thing.
+An upload (JSON items, a JSONL body, a multipart file; read by `servers.uploads`) goes through
+`contam.benchmarks`' checks as a file given to `contam scan` would, so a bad row is refused with its
+line (or row) and field, and the worker, which rebuilds the benchmark from the stored items, reads
+the same thing.
 """
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Iterator
+from collections.abc import Sequence
 from functools import lru_cache
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from contam.errors import BenchmarkError, InputError
 from contam.types import Benchmark, Item
 from servers.scans.schemas import BenchmarkSpec, UploadedItem
 
+if TYPE_CHECKING:
+    from contam.benchmarks.readers import Location
+
 ITEMS_PATH = "benchmark.items"
-# What an uploaded file may be; Parquet and Arrow stay out: their readers are large C++ parsers
-# that have no business parsing an anonymous client's bytes.
-UPLOAD_SUFFIXES = (".jsonl", ".json", ".csv")
 _ITEM_FIELDS = ("id", "partition", "text", "prompt", "reference", "choices", "answer_index", "label")
 
 
@@ -51,13 +50,29 @@ def open_benchmark(spec: BenchmarkSpec) -> Benchmark:
 
 
 def items_benchmark(items: list[UploadedItem], *, name: str, format: Any = None) -> Benchmark:
+    from contam.benchmarks.readers import Location
+
+    rows = [
+        (Location(ITEMS_PATH, row=i), item.model_dump(exclude_none=True)) for i, item in enumerate(items, 1)
+    ]
+    try:
+        return rows_benchmark(rows, name=name, format=format)
+    except BenchmarkError as exc:
+        raise InputError(exc.message, field=_item_field(exc)) from None
+    except ValueError as exc:  # Item's own checks (answer index against its choices)
+        raise InputError(str(exc), field=ITEMS_PATH) from None
+
+
+def rows_benchmark(
+    rows: Sequence[tuple[Location, dict[str, Any]]], *, name: str, format: Any = None
+) -> Benchmark:
+    """Rows in `UploadedItem`'s field names, each with where it came from, as a `Benchmark`
+    through the library's checks (formats, duplicate ids); a `BenchmarkError` names the row."""
     from contam.benchmarks.load import build_benchmark
     from contam.benchmarks.mapping import FieldMap
-    from contam.benchmarks.readers import Location
     from contam.types import content_sha256
 
-    rows = [item.model_dump(exclude_none=True) for item in items]
-    present = {key for row in rows for key in row}
+    present = {key for _, row in rows for key in row}
     fields = FieldMap(
         id="id" if "id" in present else None,
         partition="partition" if "partition" in present else None,
@@ -68,24 +83,14 @@ def items_benchmark(items: list[UploadedItem], *, name: str, format: Any = None)
         answer="answer_index" if "answer_index" in present else None,
         label="label" if "label" in present else None,
     )
-
-    def located() -> Iterator[tuple[Location, dict[str, Any], str]]:
-        for i, row in enumerate(rows, start=1):
-            yield Location(ITEMS_PATH, row=i), row, "upload"
-
-    try:
-        return build_benchmark(
-            name=name,
-            source="upload",
-            sha256=content_sha256(*(repr(sorted(r.items())) for r in rows)),
-            rows=located(),
-            fields=fields,
-            format=format,
-        )
-    except BenchmarkError as exc:
-        raise InputError(exc.message, field=_item_field(exc)) from None
-    except ValueError as exc:  # Item's own checks (answer index against its choices)
-        raise InputError(str(exc), field=ITEMS_PATH) from None
+    return build_benchmark(
+        name=name,
+        source="upload",
+        sha256=content_sha256(*(repr(sorted(r.items())) for _, r in rows)),
+        rows=((loc, row, "upload") for loc, row in rows),
+        fields=fields,
+        format=format,
+    )
 
 
 def _item_field(exc: BenchmarkError) -> str:
@@ -99,33 +104,8 @@ def _item_field(exc: BenchmarkError) -> str:
     return f"{where}.{field}" if field else where
 
 
-def parse_file(data: bytes, *, filename: str) -> list[dict[str, Any]]:
-    """An uploaded JSONL/JSON/CSV file as items, through the library's loader (column guesses,
-    format inference, duplicate ids, UTF-8), its errors naming `filename`, the line and the field."""
-    from contam.benchmarks.load import load_path
-    from contam.benchmarks.mapping import FieldMap
-
-    suffix = Path(filename).suffix.lower() or ".jsonl"
-    if suffix not in UPLOAD_SUFFIXES:
-        raise InputError(
-            f"unsupported file type {suffix!r}; upload one of {', '.join(UPLOAD_SUFFIXES)}", path=filename
-        )
-    with tempfile.TemporaryDirectory(prefix="contam-upload-") as tmp:
-        # The partition of rows without one is the file's stem, as for `contam scan FILE`.
-        path = Path(tmp) / f"upload{suffix}"
-        path.write_bytes(data)
-        try:
-            bench = load_path(path, fields=FieldMap(), format=None)
-        except InputError as exc:
-            # The loader names its own file (a temporary one); the client knows it as `filename`.
-            message = exc.message.replace(str(path), filename)
-            raise InputError(message, path=filename, line=exc.line, row=exc.row, field=exc.field) from None
-    return [_as_row(item) for item in bench.items()]
-
-
-def _as_row(item: Item) -> dict[str, Any]:
-    """An item in `UploadedItem`'s field names. Lengths and counts are checked afterwards, against
-    the server's limits, by validating the whole request, so the error names the limit."""
+def item_row(item: Item) -> dict[str, Any]:
+    """An item in `UploadedItem`'s field names (with the id and partition it was given)."""
     row: dict[str, Any] = {
         "id": item.id,
         "partition": item.partition,

@@ -7,7 +7,9 @@ answers 500, and that one says nothing about the internals.
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
@@ -18,7 +20,7 @@ from contam.errors import InputError
 
 if TYPE_CHECKING:
     from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse
+    from starlette.responses import Response
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("servers.problems")
@@ -73,11 +75,21 @@ class ApiProblem(Exception):
             type=f"/problems/{self.slug}",
             title=self.title,
             status=self.status,
-            detail=self.detail,
+            detail=public_message(self.detail, "the request was refused"),
             instance=instance,
             field=self.field,
             errors=self.errors,
         )
+
+
+MAX_FIELD_PATH = 200
+
+
+def printable(text: str, limit: int = 64) -> str:
+    """`text` safe to echo in an error: escaped where not printable (control characters, lone
+    surrogates), and cut at `limit` characters, so a hostile key cannot fill or break the answer."""
+    shown = text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+    return shown if len(shown) <= limit else shown[:limit] + "..."
 
 
 def field_path(loc: Iterable[Any]) -> str:
@@ -90,8 +102,25 @@ def field_path(loc: Iterable[Any]) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += f".{part}" if out else str(part)
+            name = printable(str(part))
+            out += f".{name}" if out else name
+        if len(out) > MAX_FIELD_PATH:  # a path into a deeply nested value: its start says where
+            return out[:MAX_FIELD_PATH] + "..."
     return out or "body"
+
+
+# What a message must not carry to a client: a traceback, a source location, the interpreter's own
+# advice (int-string conversion), library names. pydantic passes on the text of any ValueError a
+# validator lets through, and that text may come from deep inside the interpreter.
+_INTERNALS = re.compile(
+    r"Traceback|File \"|sys\.set_int_max_str_digits|int_max_str_digits|pydantic|pydantic_core|"
+    r"errors\.pydantic\.dev|object at 0x|site-packages|<class '"
+)
+
+
+def public_message(message: str, fallback: str = "invalid value") -> str:
+    """`message` if it is safe to show a client, else `fallback`."""
+    return fallback if _INTERNALS.search(message) else message
 
 
 def field_problems(errors: Iterable[Mapping[str, Any]], prefix: str = "") -> list[FieldProblem]:
@@ -100,7 +129,7 @@ def field_problems(errors: Iterable[Mapping[str, Any]], prefix: str = "") -> lis
         path = field_path(err.get("loc", ()))
         if prefix:
             path = prefix if path == "body" else f"{prefix}.{path}"
-        found.append(FieldProblem(field=path, message=str(err.get("msg", "invalid"))))
+        found.append(FieldProblem(field=path, message=public_message(str(err.get("msg", "invalid")))))
     return found
 
 
@@ -124,17 +153,18 @@ def from_validation_error(exc: ValidationError, prefix: str = "") -> ApiProblem:
 def from_input_error(exc: InputError, field: str | None = None) -> ApiProblem:
     """A library input error (a benchmark row, a probe parameter) as a 422 naming where."""
     where = field or exc.field
-    return ApiProblem(422, "invalid-input", str(exc), field=where, title="Invalid input")
+    return ApiProblem(422, "invalid-input", public_message(str(exc)), field=where, title="Invalid input")
 
 
-def _response(problem: Problem, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    from fastapi.responses import JSONResponse
+def _response(problem: Problem, headers: Mapping[str, str] | None = None) -> Response:
+    from starlette.responses import Response
 
-    return JSONResponse(
-        problem.model_dump(mode="json", exclude_none=True),
-        status_code=problem.status,
-        media_type=PROBLEM_JSON,
-        headers=dict(headers or {}),
+    # ASCII only: an escaped character always encodes, where a lone surrogate that reached a
+    # message would make the UTF-8 encoding of the answer itself fail (a 500 with no problem body).
+    content = problem.model_dump(mode="json", exclude_none=True)
+    body = json.dumps(content, ensure_ascii=True, separators=(",", ":"))
+    return Response(
+        body.encode("ascii"), status_code=problem.status, media_type=PROBLEM_JSON, headers=dict(headers or {})
     )
 
 
@@ -145,20 +175,21 @@ def install(app: FastAPI) -> None:
 
     from servers.store.base import StoreError
 
-    async def on_problem(request: Request, exc: Exception) -> JSONResponse:
+    async def on_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiProblem)
         return _response(exc.problem(request.url.path), exc.headers)
 
-    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
+    async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         problem = invalid(field_problems(exc.errors())).problem(request.url.path)
         return _response(problem)
 
-    async def on_http(request: Request, exc: Exception) -> JSONResponse:
+    async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         phrase = HTTPStatus(exc.status_code).phrase
         slug = phrase.lower().replace(" ", "-").replace("'", "")
         detail = exc.detail if isinstance(exc.detail, str) and exc.detail != phrase else None
+        detail = public_message(detail) if detail is not None else None
         problem = Problem(
             type=f"/problems/{slug}",
             title=phrase,
@@ -168,11 +199,11 @@ def install(app: FastAPI) -> None:
         )
         return _response(problem, exc.headers)
 
-    async def on_input(request: Request, exc: Exception) -> JSONResponse:
+    async def on_input(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, InputError)
         return _response(from_input_error(exc).problem(request.url.path))
 
-    async def on_store(request: Request, exc: Exception) -> JSONResponse:
+    async def on_store(request: Request, exc: Exception) -> Response:
         # The store is down or locked: the server's trouble, for now; the client may retry.
         log.warning("store unavailable on %s %s: %s", request.method, request.url.path, exc)
         problem = Problem(
@@ -184,7 +215,7 @@ def install(app: FastAPI) -> None:
         )
         return _response(problem, {"Retry-After": "2"})
 
-    async def on_crash(request: Request, exc: Exception) -> JSONResponse:
+    async def on_crash(request: Request, exc: Exception) -> Response:
         # Logged here with the traceback; the client learns only that it was not its fault.
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         problem = Problem(

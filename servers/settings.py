@@ -62,7 +62,8 @@ class IndexEntry(BaseModel):
 
 
 class LimitsSettings(BaseModel):
-    """Per-key limits and upload bounds (enforced by the API)."""
+    """Per-key limits, failed authentications per client address, and upload bounds (enforced by
+    the API)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -72,6 +73,16 @@ class LimitsSettings(BaseModel):
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     max_items: int = Field(default=5000, ge=1, description="items in an uploaded benchmark")
     max_field_chars: int = Field(default=100_000, ge=16, description="characters in one uploaded field")
+    auth_failures_per_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="failed authentications (a missing, wrong or revoked key) per second per client "
+        "address (token bucket); past it the address gets 429 with Retry-After on every endpoint that "
+        "needs a key, valid keys included, and no key is checked, until the bucket refills",
+    )
+    auth_failure_burst: int = Field(
+        default=20, ge=1, description="failed authentications a client address may make at once"
+    )
 
 
 class WorkerSettings(BaseModel):

@@ -23,6 +23,8 @@ class AppState:
     settings: ServerSettings
     store: JobStore
     limiter: RateLimiter
+    # Failed authentications per client address (`servers.auth`).
+    auth_failures: RateLimiter
     key_cache: KeyCache
     scans: ScanService
     checklists: ChecklistService

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from servers.auth import Caller
-from servers.intake import JSON, json_object, load_json, media_type, read_body, unsupported
+from servers.intake import JSON, media_type, read_json_object, unsupported
 from servers.problems import problem_responses
 from servers.scans.router import IdempotencyKey, JobId
 from servers.scans.schemas import Accepted, ScanStatus
@@ -39,10 +39,8 @@ async def submit(
     state = state_of(request)
     if media_type(request) != JSON:
         raise unsupported(media_type(request), (JSON,))
-    data = json_object(
-        load_json(await read_body(request, state.settings.limits.max_body_bytes), "body"), "body"
-    )
-    parsed = state.checklists.parse(data)
+    data = await read_json_object(request, state.settings.limits.max_body_bytes)
+    parsed = await run_in_threadpool(state.checklists.parse, data)
     accepted = await run_in_threadpool(state.checklists.submit, caller.owner, parsed, idempotency_key)
     response.headers["Location"] = accepted.status_url
     if not accepted.created:

@@ -2,12 +2,15 @@
 
 - `application/json`: a `ScanRequest`.
 - `application/x-ndjson`: the benchmark file itself, one item per line; the scan's settings as
-  query parameters (`?model=mock&probe=loss&param=min_k.k=0.2&reference=unseen`).
+  query parameters (`?model=mock&probe=loss&param=min_k.k=0.2&reference=unseen`), each at most once
+  (but `probe`, `param` and `partition`, which repeat).
 - `multipart/form-data`: a `file` part (.jsonl, .json or .csv) and a `request` part holding
   `ScanOptions` as JSON.
 
-A file goes through the library's loader (`servers.benchmarks.parse_file`), so a malformed line
-is refused with its line number and field, as `contam scan FILE` would refuse it.
+Every form is parsed and validated in a worker thread, a JSONL body or file line by line as it
+arrives (`servers.uploads`), so an upload never holds up the event loop and one over the item
+limit is refused at the first line past it. A file's rows are validated as JSON items are
+(`UploadedItem`), and a bad line is refused with its line number and field.
 """
 
 from __future__ import annotations
@@ -15,10 +18,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
-from starlette.datastructures import UploadFile
+from starlette.concurrency import run_in_threadpool
 
-from contam.errors import InputError
-from servers.benchmarks import parse_file
 from servers.intake import (
     JSON,
     MULTIPART,
@@ -27,12 +28,12 @@ from servers.intake import (
     load_json,
     media_type,
     read_body,
-    replay,
-    too_large,
+    stream_into,
     unsupported,
 )
-from servers.problems import ApiProblem, from_input_error
-from servers.scans.schemas import ScanRequest
+from servers.problems import ApiProblem
+from servers.scans.schemas import ScanRequest, UploadLimits
+from servers.uploads import ItemRows, JsonlReader, MultipartReader
 
 if TYPE_CHECKING:
     from servers.scans.service import ScanService
@@ -40,15 +41,6 @@ if TYPE_CHECKING:
 # Query parameters of the JSONL form, each one ScanOptions field (repeatable ones are lists).
 _REPEATED = {"probe": "probes", "partition": "partitions"}
 _SINGLE = ("model", "reference", "alpha", "seed", "name", "format")
-
-
-def _file_items(data: bytes, filename: str, part: str) -> list[dict[str, Any]]:
-    try:
-        return parse_file(data, filename=filename)
-    except RecursionError:  # a line of "[[[[...": the JSON decoder runs out of stack
-        raise ApiProblem(400, "malformed-body", f"{filename}: JSON nested too deeply", field=part) from None
-    except InputError as exc:
-        raise from_input_error(exc, field=f"{part}.{exc.field}" if exc.field else part) from None
 
 
 def _query_options(request: Request) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -59,6 +51,11 @@ def _query_options(request: Request) -> tuple[dict[str, Any], dict[str, Any]]:
         raise ApiProblem(
             422, "validation-error", f"unknown query parameter {unknown[0]!r}", field=f"query.{unknown[0]}"
         )
+    for name in _SINGLE:
+        if len(q.getlist(name)) > 1:
+            raise ApiProblem(
+                422, "validation-error", f"query parameter {name!r} is given twice", field=f"query.{name}"
+            )
     options: dict[str, Any] = {k: q[k] for k in ("model", "reference", "alpha", "seed") if k in q}
     probes = q.getlist("probe")
     params: dict[str, dict[str, Any]] = {}
@@ -74,6 +71,10 @@ def _query_options(request: Request) -> tuple[dict[str, Any], dict[str, Any]]:
                 f"a parameter for probe {probe!r}, which is not run",
                 field="query.param",
             )
+        if name in params.get(probe, {}):
+            raise ApiProblem(
+                422, "validation-error", f"parameter {probe}.{name} is given twice", field="query.param"
+            )
         params.setdefault(probe, {})[name] = value
     if probes:
         options["probes"] = [{"name": p, "params": params.get(p, {})} for p in probes]
@@ -83,8 +84,28 @@ def _query_options(request: Request) -> tuple[dict[str, Any], dict[str, Any]]:
     return options, bench
 
 
+def _json_request(body: bytes, limits: UploadLimits) -> dict[str, Any]:
+    """A JSON body as a dict; items over the limit are refused by their count, before any of
+    them is validated."""
+    data = json_object(load_json(body, "body"), "body")
+    bench = data.get("benchmark")
+    items = bench.get("items") if isinstance(bench, dict) else None
+    if isinstance(items, list) and len(items) > limits.max_items:
+        raise ApiProblem(
+            422,
+            "validation-error",
+            f"benchmark.items: {len(items)} items, more than this server's limit of {limits.max_items}",
+            field="benchmark.items",
+            title="Request validation failed",
+        )
+    return data
+
+
 async def read_scan_request(request: Request, service: ScanService) -> ScanRequest:
-    limit = service.settings.limits.max_body_bytes
+    from servers.scans.service import upload_limits
+
+    limits = upload_limits(service.settings)
+    limit = limits.max_body_bytes
     kind = media_type(request)
     if kind == JSON:
         if request.query_params:
@@ -92,55 +113,17 @@ async def read_scan_request(request: Request, service: ScanService) -> ScanReque
             raise ApiProblem(
                 422, "validation-error", "query parameters go with a JSONL body only", field=f"query.{first}"
             )
-        data = json_object(load_json(await read_body(request, limit), "body"), "body")
-        return service.parse(data)
-    if kind in NDJSON:
-        options, bench = _query_options(request)
         body = await read_body(request, limit)
-        bench["items"] = _file_items(body, "body.jsonl", "body")
-        return service.parse({**options, "benchmark": bench})
-    if kind == MULTIPART:
-        return service.parse(await _multipart(request, limit))
-    raise unsupported(kind, (JSON, NDJSON[0], MULTIPART))
-
-
-async def _multipart(request: Request, limit: int) -> dict[str, Any]:
-    from starlette.formparsers import MultiPartException
-
-    body = await read_body(request, limit)
-    try:
-        form = await replay(request, body).form(max_files=1, max_fields=4, max_part_size=limit)
-    except MultiPartException as exc:
-        raise ApiProblem(
-            400, "malformed-body", f"malformed multipart body: {exc.message}", field="body"
-        ) from None
-    try:
-        unknown = sorted(set(form) - {"request", "file"})
-        if unknown:
-            raise ApiProblem(
-                422,
-                "validation-error",
-                f"unknown form part {unknown[0]!r} (parts: request, file)",
-                field=unknown[0],
-            )
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise ApiProblem(
-                422, "validation-error", "a `file` part with the benchmark is required", field="file"
-            )
-        raw = form.get("request")
-        options: dict[str, Any] = {}
-        if raw is not None:
-            text = raw.encode() if isinstance(raw, str) else await raw.read()
-            options = json_object(load_json(text, "request"), "request")
-        data = await upload.read()
-        if len(data) > limit:
-            raise too_large(limit)
-        bench = json_object(options.pop("benchmark", {}), "request.benchmark")
-        bench["items"] = _file_items(data, upload.filename or "upload.jsonl", "file")
-        return {**options, "benchmark": bench}
-    finally:
-        await form.close()
+        data = await run_in_threadpool(_json_request, body, limits)
+    elif kind in NDJSON:
+        options, bench = _query_options(request)
+        items = await stream_into(request, limit, JsonlReader(ItemRows(limits, "body.jsonl", "body")))
+        data = {**options, "benchmark": {**bench, "items": items}}
+    elif kind == MULTIPART:
+        data = await stream_into(request, limit, MultipartReader(request.headers["content-type"], limits))
+    else:
+        raise unsupported(kind, (JSON, NDJSON[0], MULTIPART))
+    return await run_in_threadpool(service.parse, data)
 
 
 def scan_request_body() -> dict[str, Any]:
