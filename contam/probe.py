@@ -3,6 +3,11 @@
 Probes are pure. They build requests and turn results into scores; the `model` they are
 handed is the runner's caching client, which owns batching, concurrency, retries and the
 call cache. A probe never sees a raw dataset row, only `Item`s.
+
+Building a probe (`from_options`, with parameters a network client may have sent) touches
+neither the disk nor the network. A parameter that names a second model or a file is typed as a
+reference (`contam.resolve`), and the probe opens it at run time through `ctx.resolver`, which the
+caller supplies: the CLI's resolves specs and paths, the service's registered names only.
 """
 
 from __future__ import annotations
@@ -10,14 +15,15 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError
 
 from contam.errors import InputError
 from contam.models.base import ModelClient
+from contam.resolve import LocalResolver, Resolver
 from contam.results import ItemScore, ProbeResult, UnscoredItem
 from contam.stats import compare_to_reference, mean_ci
 from contam.types import Item, Partition
@@ -29,6 +35,29 @@ class ProbeParams(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+CAP_KEY = "x-contam-cap"
+
+
+def scales(cap: str) -> dict[str, JsonValue]:
+    """`json_schema_extra` of a parameter that scales a probe's work: the service bounds it by its
+    `caps.<cap>` (`servers.settings.ProbeCaps`; a `min_...` cap is a floor), and says so in its
+    OpenAPI schema. Every such parameter must declare one, or the service cannot bound it."""
+    return {CAP_KEY: cap}
+
+
+def capped(params: BaseModel, where: str = "") -> Iterator[tuple[str, str, float]]:
+    """Every set parameter that declares a cap, at any depth: (dotted path, cap, value)."""
+    for name, info in type(params).model_fields.items():
+        value = getattr(params, name)
+        path = f"{where}.{name}" if where else name
+        extra = info.json_schema_extra
+        cap = extra.get(CAP_KEY) if isinstance(extra, dict) else None
+        if isinstance(cap, str) and isinstance(value, int | float) and not isinstance(value, bool):
+            yield path, cap, value
+        elif isinstance(value, BaseModel):
+            yield from capped(value, path)
+
+
 @dataclass(frozen=True)
 class ProbeContext:
     """What a probe may know besides the partition and the model."""
@@ -37,6 +66,8 @@ class ProbeContext:
     reference: Partition | None = None
     seed: int = 0
     extras: Mapping[str, Any] = field(default_factory=dict)
+    # Opens what a parameter names (a second model, a file); a spec-and-path resolver by default.
+    resolver: Resolver = field(default_factory=LocalResolver)
 
 
 class Probe(ABC):

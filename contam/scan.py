@@ -10,6 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 from contam.models.base import ModelClient
 from contam.probe import Probe, ProbeContext
 from contam.report import BenchmarkInfo, ModelInfo, RunInfo, ScanReport, now
+from contam.resolve import LocalResolver, Resolver
 from contam.results import ProbeResult
 from contam.runner import ItemProgress, Runner
 from contam.types import Benchmark, Partition
@@ -47,13 +48,18 @@ async def scan(
     seed: int = 0,
     policy: VerdictPolicy | None = DEFAULT_POLICY,
     overlap: OverlapReport | None = None,
+    resolver: Resolver | None = None,
 ) -> ScanReport:
     """Run every probe on every tested partition; attach `overlap` (corpus evidence of the same
-    benchmark, checked by the caller) and, unless `policy` is None, the verdicts decided under it."""
+    benchmark, checked by the caller) and, unless `policy` is None, the verdicts decided under it.
+
+    `resolver` opens what probe parameters name (`contam.resolve`); by default specs and paths,
+    on the runner's call cache, so a second model's calls are cached and resumable too."""
     started = time.perf_counter()
     created = now()
-    # The cache goes along so a probe that consults a second model (`reference`) caches it too.
-    ctx = ProbeContext(benchmark=bench.name, reference=reference, seed=seed, extras={"cache": runner.cache})
+    if resolver is None:
+        resolver = LocalResolver(runner.cache)
+    ctx = ProbeContext(benchmark=bench.name, reference=reference, seed=seed, resolver=resolver)
     model: ModelClient = runner
     targets = suspect_partitions(bench, partitions, reference)
     items = runner.progress if isinstance(runner.progress, ItemProgress) else None

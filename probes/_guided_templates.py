@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Literal
 
 from contam.errors import InputError
+from contam.resolve import FileRef
 from contam.types import content_sha256
 
 Task = Literal["classification", "nli", "summarisation", "qa", "code"]
@@ -193,6 +194,16 @@ class UserTemplates:
             )
 
         return Templates(guided=pair("guided"), general=pair("general"))
+
+
+class TemplatesRef(FileRef):
+    """`guided.templates`: a template file, read by `load_templates` whichever resolver finds it."""
+
+    kind = "templates"
+
+    @classmethod
+    def load(cls, path: Path) -> UserTemplates:
+        return load_templates(path)
 
 
 def load_templates(path: str | Path) -> UserTemplates:

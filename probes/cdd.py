@@ -51,7 +51,7 @@ from rapidfuzz.distance import Levenshtein
 
 from contam.errors import ModelCallError
 from contam.models.base import Capabilities, Completion, GenerateRequest, ModelClient
-from contam.probe import ItemScoreProbe, ProbeContext, ProbeParams
+from contam.probe import ItemScoreProbe, ProbeContext, ProbeParams, scales
 from contam.registry import register_probe
 from contam.results import ItemScore, ProbeResult, UnscoredItem
 from contam.stats import wilson_interval
@@ -74,10 +74,18 @@ _EPS = 1e-9  # alpha * l in floats can land just below an integer (0.29 * 100 = 
 
 
 class CDDParams(ProbeParams):
-    samples: int = Field(default=50, ge=1, description="samples drawn per item, in one request with n")
+    samples: int = Field(
+        default=50,
+        ge=1,
+        description="samples drawn per item, in one request with n",
+        json_schema_extra=scales("samples"),
+    )
     temperature: float = Field(default=0.8, gt=0.0, description="sampling temperature of the samples")
     max_tokens: int = Field(
-        default=100, ge=1, description="tokens generated per output; token sequences are cut to this"
+        default=100,
+        ge=1,
+        description="tokens generated per output; token sequences are cut to this",
+        json_schema_extra=scales("max_tokens"),
     )
     alpha: float | None = Field(
         default=None,

@@ -32,7 +32,7 @@ from pydantic import Field
 
 from contam.errors import ModelCallError
 from contam.models.base import ModelClient, ScoreRequest
-from contam.probe import Probe, ProbeContext, ProbeParams
+from contam.probe import Probe, ProbeContext, ProbeParams, scales
 from contam.registry import register_probe
 from contam.results import PartitionStatistic, ProbeResult
 from contam.stats import mean_ci
@@ -57,13 +57,29 @@ FEW_SHARDS = 20  # below this the official ddof=0 statistic's excess false-posit
 
 class ExchangeabilityParams(ProbeParams):
     shards: int = Field(
-        default=50, ge=2, description="contiguous shards of the partition, in published order"
+        default=50,
+        ge=2,
+        description="contiguous shards of the partition, in published order",
+        json_schema_extra=scales("shards"),
     )
-    permutations: int = Field(default=250, ge=1, description="random permutations scored per shard")
+    permutations: int = Field(
+        default=250,
+        ge=1,
+        description="random permutations scored per shard",
+        json_schema_extra=scales("permutations"),
+    )
     context_len: int = Field(
-        default=2048, ge=16, description="sliding-window length in characters for long concatenations"
+        default=2048,
+        ge=16,
+        description="sliding-window length in characters for long concatenations",
+        json_schema_extra=scales("context_len"),
     )
-    stride: int = Field(default=1024, ge=1, description="window step in characters (<= context_len)")
+    stride: int = Field(
+        default=1024,
+        ge=1,
+        description="window step in characters (<= context_len)",
+        json_schema_extra=scales("min_stride"),
+    )
     separator: str = Field(default="\n\n", description="joins the examples of a shard into one text")
     min_shard_size: int = Field(
         default=2, ge=2, description="fewest examples per shard; fewer shards are used for small partitions"

@@ -51,25 +51,21 @@ generation only, so it runs on chat-only APIs.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import random
 import re
 import unicodedata
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import Field
 
-from contam.cache import CallCache
-from contam.errors import InputError, ModelSpecError
 from contam.models.base import GenerateRequest, ModelClient
-from contam.models.spec import ModelSpec
-from contam.probe import Probe, ProbeContext, ProbeParams
-from contam.registry import create_model, register_probe
+from contam.probe import Probe, ProbeContext, ProbeParams, scales
+from contam.registry import register_probe
+from contam.resolve import ModelRef
 from contam.results import ItemScore, ProbeResult, UnscoredItem
-from contam.runner import Runner
 from contam.stats import mean_ci, paired_greater
 from contam.types import Item, Partition
 from probes._generation import (
@@ -82,7 +78,7 @@ from probes._generation import (
     rouge_l,
     words,
 )
-from probes._guided_templates import BUILTIN, Task, Templates, UserTemplates, load_templates, render
+from probes._guided_templates import BUILTIN, Task, TemplatesRef, UserTemplates, render
 from probes._text_match import LABELS, MatchLabel, match_label, paper_rule
 
 __all__ = [
@@ -147,9 +143,10 @@ class GuidedParams(ProbeParams):
         description="which templates: auto = code for code benchmarks, nli / summarisation by the "
         "benchmark's name, qa for prompt/reference items, else classification",
     )
-    templates: str | None = Field(
+    templates: TemplatesRef | None = Field(
         default=None,
-        description='JSON file of your own templates {"guided": {"chat": ..., "completion": ...}, '
+        description="your own templates: a JSON file on the command line, a registered template set "
+        'on the service; the file is {"guided": {"chat": ..., "completion": ...}, '
         '"general": {...}} over {dataset} {split} {label} {first_piece}; missing ones are built in',
     )
     dataset: str | None = Field(
@@ -160,11 +157,18 @@ class GuidedParams(ProbeParams):
         ge=1,
         description="tokens per completion; unset: 3 per word of the continuation + 32, at most "
         "max_tokens_cap",
+        json_schema_extra=scales("max_tokens"),
     )
-    max_tokens_cap: int = Field(default=MAX_TOKENS_CAP, ge=1, description="the most tokens per completion")
-    judge: str | None = Field(
+    max_tokens_cap: int = Field(
+        default=MAX_TOKENS_CAP,
+        ge=1,
+        description="the most tokens per completion",
+        json_schema_extra=scales("max_tokens"),
+    )
+    judge: ModelRef | None = Field(
         default=None,
-        description="model spec of an LLM judge that labels each guided completion exact / "
+        description="an LLM judge (a model spec on the command line, a registered model's name on "
+        "the service) that labels each guided completion exact / "
         "near-exact / no, beside the matcher",
     )
 
@@ -395,23 +399,13 @@ class GuidedProbe(Probe):
     Params = GuidedParams
     params: GuidedParams
 
-    def __init__(self, params: ProbeParams | None = None) -> None:
-        super().__init__(params)
-        # Read now, so a bad file fails before any model is opened.
-        self._user: UserTemplates | None = (
-            load_templates(self.params.templates) if self.params.templates else None
-        )
-        if self.params.judge:
-            try:
-                ModelSpec.parse(self.params.judge)
-            except ModelSpecError as exc:
-                raise InputError(exc.message, field="guided.judge") from None
-        self._judge: Runner | None = None
-        self._judge_users = 0
-
-    def templates(self, task: Task) -> Templates:
-        base = BUILTIN[task]
-        return self._user.over(base) if self._user is not None else base
+    def user_templates(self, ctx: ProbeContext) -> UserTemplates | None:
+        """The user's template file, through the resolver (a path, or a registered name)."""
+        if self.params.templates is None:
+            return None
+        loaded = ctx.resolver.load(self.params.templates, field="guided.templates")
+        assert isinstance(loaded, UserTemplates)
+        return loaded
 
     def max_tokens(self, continuation: str) -> int:
         if self.params.max_tokens is not None:
@@ -431,7 +425,8 @@ class GuidedProbe(Probe):
         if form is None:
             return self.skipped(partition, f"{why} (guided.form={p.form})")
         task = resolve_task(p.task, ctx.benchmark, partition.items)
-        templates = self.templates(task)
+        user = self.user_templates(ctx)
+        templates = user.over(BUILTIN[task]) if user is not None else BUILTIN[task]
         dataset = p.dataset or DISPLAY_NAMES.get(ctx.benchmark, ctx.benchmark)
         plans: list[_Plan] = []
         unscored: list[UnscoredItem] = []
@@ -470,8 +465,8 @@ class GuidedProbe(Probe):
             "dataset_named": dataset,
             "seed": ctx.seed,
         }
-        if self._user is not None:
-            params["templates_sha256"] = self._user.sha256
+        if user is not None:
+            params["templates_sha256"] = user.sha256
         notes = [
             f"task {task}, {form} form; the guided prompt names dataset {dataset!r} and split "
             f"{partition.name!r} (and the label, when the item has one), the general prompt does not; "
@@ -482,7 +477,7 @@ class GuidedProbe(Probe):
         params["paper_rule"] = {"counts": counts, "contaminated": contaminated}
         notes.append(rule_note(counts, contaminated, by="matcher"))
         if p.judge and items:
-            async with self._judge_runner(p.judge, ctx) as judge:
+            async with ctx.resolver.model(p.judge, field="guided.judge") as judge:
                 items = await self._judged(items, plans, judge)
                 params["judge_model"] = judge.identity.key
             judged = [s.detail["judge"] for s in items if s.detail["judge"] is not None]
@@ -551,7 +546,7 @@ class GuidedProbe(Probe):
         )
 
     async def _judged(
-        self, items: Sequence[ItemScore], plans: Sequence[_Plan], judge: Runner
+        self, items: Sequence[ItemScore], plans: Sequence[_Plan], judge: ModelClient
     ) -> list[ItemScore]:
         form, _ = resolve_form("auto", judge.capabilities)
         requests = [
@@ -570,21 +565,3 @@ class GuidedProbe(Probe):
             detail = {**score.detail, "judge": judge_label(answer), "judge_answer": answer.strip()}
             out.append(score.model_copy(update={"detail": detail}))
         return out
-
-    @contextlib.asynccontextmanager
-    async def _judge_runner(self, spec: str, ctx: ProbeContext) -> AsyncIterator[Runner]:
-        """The judge's runner, shared by every run in flight on this probe; closed by the last."""
-        if self._judge is None:
-            cache = ctx.extras.get("cache")
-            self._judge = Runner(
-                create_model(ModelSpec.parse(spec)), cache if isinstance(cache, CallCache) else None
-            )
-        judge = self._judge
-        self._judge_users += 1
-        try:
-            yield judge
-        finally:
-            self._judge_users -= 1
-            if self._judge_users == 0:
-                self._judge = None
-                await judge.aclose()

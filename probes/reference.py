@@ -7,27 +7,25 @@ model that has not, so higher = more likely seen by the target. (The official co
 loss difference, target minus reference, where lower means seen; implementations that copy it
 and then call higher "seen" invert the test.)
 
-The reference model is named by its own spec (`--param reference.model=hf:PATH`); its calls go
-through a runner of its own that shares the scan's call cache, so they are cached and resumable too.
-A scan runs partitions concurrently on one probe instance; they share that runner (one load of
-the reference weights), which is closed when the last of them finishes.
+The reference model is a model reference (`contam.resolve.ModelRef`): a spec on the command line
+(`--param reference.model=hf:PATH`), a registered model's name on the service. The scan's resolver
+opens it behind a runner of its own on the scan's call cache, so its calls are cached and
+resumable too, and shares that runner (one load of the reference weights) across the partitions
+a scan runs concurrently, closing it when the last of them finishes.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 from pydantic import Field
 
-from contam.cache import CallCache
 from contam.models.base import ModelClient
-from contam.models.spec import ModelSpec
-from contam.probe import ProbeContext, ProbeParams
-from contam.registry import create_model, register_probe
+from contam.probe import ProbeContext
+from contam.registry import register_probe
+from contam.resolve import ModelRef
 from contam.results import ItemScore, ProbeResult, UnscoredItem
-from contam.runner import Runner
 from contam.types import Item, Partition
 from probes.loss import LikelihoodProbe, LossParams
 
@@ -35,9 +33,10 @@ _REF = "reference_model"
 
 
 class ReferenceParams(LossParams):
-    model: str | None = Field(
+    model: ModelRef | None = Field(
         default=None,
-        description="model spec of the reference model (e.g. hf:PATH), one that has not seen the data",
+        description="the reference model, one that has not seen the data: a model spec (hf:PATH) on "
+        "the command line, a registered model's name on the service",
     )
 
 
@@ -47,35 +46,10 @@ class ReferenceProbe(LikelihoodProbe):
     Params = ReferenceParams
     params: ReferenceParams
 
-    def __init__(self, params: ProbeParams | None = None) -> None:
-        super().__init__(params)
-        self._shared: Runner | None = None
-        self._users = 0
-
-    @contextlib.asynccontextmanager
-    async def _reference(self, spec: str, ctx: ProbeContext) -> AsyncIterator[Runner]:
-        """The reference runner, shared by every run in flight on this probe; closed by the last."""
-        # Built synchronously: no other run can interleave between the check and the assignment.
-        if self._shared is None:
-            cache = ctx.extras.get("cache")
-            self._shared = Runner(
-                create_model(ModelSpec.parse(spec)),
-                cache if isinstance(cache, CallCache) else None,
-            )
-        ref = self._shared
-        self._users += 1
-        try:
-            yield ref
-        finally:
-            self._users -= 1
-            if self._users == 0:
-                self._shared = None  # a later run, after this close, builds a fresh one
-                await ref.aclose()
-
     async def run(self, partition: Partition, model: ModelClient, ctx: ProbeContext) -> ProbeResult:
         if not self.params.model:
             return self.skipped(partition, "no reference model given (--param reference.model=SPEC)")
-        async with self._reference(self.params.model, ctx) as ref:
+        async with ctx.resolver.model(self.params.model, field=f"{self.name}.model") as ref:
             lacking = ref.capabilities.missing(self.needs)
             if lacking:
                 return self.skipped(

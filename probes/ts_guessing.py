@@ -47,7 +47,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from contam.models.base import GenerateRequest, GenerateResult, ModelClient
-from contam.probe import Probe, ProbeContext, ProbeParams
+from contam.probe import Probe, ProbeContext, ProbeParams, scales
 from contam.registry import register_probe
 from contam.results import ItemScore, ProbeResult, UnscoredItem
 from contam.stats import rate_greater, wilson_interval
@@ -110,11 +110,21 @@ class TSGuessingParams(ProbeParams):
         description="auto: chat for a chat-only model, else completion; chat or completion forces it "
         "(a form the model cannot serve skips the probe)",
     )
-    max_tokens: int = Field(default=8, ge=1, description="longest answer in tokens (greedy)")
+    max_tokens: int = Field(
+        default=8,
+        ge=1,
+        description="longest answer in tokens (greedy)",
+        json_schema_extra=scales("max_tokens"),
+    )
 
 
 class TSGuessingMCParams(TSGuessingParams):
-    max_tokens: int = Field(default=32, ge=1, description="longest answer in tokens (greedy)")
+    max_tokens: int = Field(
+        default=32,
+        ge=1,
+        description="longest answer in tokens (greedy)",
+        json_schema_extra=scales("max_tokens"),
+    )
 
 
 @dataclass(frozen=True)

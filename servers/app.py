@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from servers import problems
+from servers.probe_schema import probe_spec_components
 from servers.settings import ServerSettings
 from servers.store.base import JobStore
 from servers.timing import ServerTiming
@@ -98,6 +99,8 @@ def create_app(
                 found = model.model_json_schema(ref_template="#/components/schemas/{model}")
                 components.update(found.pop("$defs", {}))
                 components[model.__name__] = found
+            # Each probe's parameters, with this server's caps and registered names.
+            components.update(probe_spec_components(settings))
             app.openapi_schema = problems.patch_openapi(schema)
         return app.openapi_schema
 

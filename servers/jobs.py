@@ -23,10 +23,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from contam.cache import CallCache
-from contam.errors import ContamError, InputError
+from contam.errors import ContamError, InputError, ModelCallError, TransientModelError
 from contam.probe import Probe
 from contam.types import Partition
-from servers.settings import ModelEntry, ServerSettings
+from servers.settings import ServerSettings
 from servers.store.base import JobRecord, Progress
 
 ReportFn = Callable[[Progress], bool]
@@ -126,6 +126,7 @@ async def run_scan(request: dict[str, Any], settings: ServerSettings, progress: 
     from contam.scan import scan
     from contam.verdicts import VerdictPolicy
     from servers.benchmarks import open_benchmark
+    from servers.resolve import RegistryResolver
     from servers.scans.schemas import ScanRequest
 
     req: ScanRequest = _validated(ScanRequest, request)
@@ -150,7 +151,7 @@ async def run_scan(request: dict[str, Any], settings: ServerSettings, progress: 
         except InputError as exc:
             raise InputError(exc.message, field=f"probes[{i}]") from None
 
-    with redacted(entry):
+    with redacted(settings):
         client = create_model(entry.model_spec())  # an API key is read from its env var here, at use
         cache, close_cache = open_call_cache(settings)
         runner = Runner(
@@ -172,6 +173,8 @@ async def run_scan(request: dict[str, Any], settings: ServerSettings, progress: 
                 reference_label=req.reference,
                 seed=req.seed,
                 policy=VerdictPolicy(alpha=req.alpha),
+                # What probe parameters name resolves through the server's registry only.
+                resolver=RegistryResolver(settings, cache),
             )
         finally:
             await runner.aclose()
@@ -180,24 +183,44 @@ async def run_scan(request: dict[str, Any], settings: ServerSettings, progress: 
 
 
 @contextlib.contextmanager
-def redacted(entry: ModelEntry) -> Iterator[None]:
-    """A model's error as its owner may read it: the server's own path or URL of the model
-    replaced by the registered name (the full message goes to the worker's log)."""
+def redacted(settings: ServerSettings) -> Iterator[None]:
+    """A job's error as its owner may read it (the full one goes to the worker's log): every path
+    and URL of the server's own registry replaced by the registered name, and what an upstream
+    model server answered withheld, since it is not the tenant's to read."""
     try:
         yield
+    except (ModelCallError, TransientModelError) as exc:
+        log.warning("job error, withheld from its owner: %s", exc)
+        raise JobError(
+            f"a model call failed ({type(exc).__name__}); the model server's answer is in the worker's log"
+        ) from exc
     except ContamError as exc:
-        spec = entry.model_spec()
         message = str(exc)
-        # The spec, a local model's path and a server's URL; longest first (a URL before a part of it).
-        local = spec.target if spec.backend in ("hf", "vllm") else None
-        resolved = str(Path(local).resolve()) if local else None
-        hidden = sorted({p for p in (entry.spec, resolved, local, spec.base_url) if p}, key=len, reverse=True)
-        for part in hidden:
-            message = message.replace(part, f"<model {entry.name}>")
+        for part, name in _private_parts(settings):
+            message = message.replace(part, name)
         if message == str(exc):
             raise
         log.warning("job error, shown redacted to its owner: %s", exc)
         raise JobError(message) from exc
+
+
+def _private_parts(settings: ServerSettings) -> list[tuple[str, str]]:
+    """(what the server's config holds, what a tenant sees instead), longest first, so a URL goes
+    before a part of it."""
+    parts: dict[str, str] = {}
+    for entry in settings.models:
+        spec = entry.model_spec()
+        local = spec.target if spec.backend in ("hf", "vllm") else None
+        resolved = str(Path(local).resolve()) if local else None
+        for part in (entry.spec, resolved, local, spec.base_url):
+            # A path or a URL is the server's own; a bare word ("mock") gives nothing away.
+            if part and ("/" in part or ":" in part):
+                parts.setdefault(part, f"<model {entry.name}>")
+    for kind, entries in (("templates", settings.templates), ("index", settings.indexes)):
+        for file in entries:
+            for part in (str(file.path), str(file.path.resolve())):
+                parts.setdefault(part, f"<{kind} {file.name}>")
+    return sorted(parts.items(), key=lambda kv: len(kv[0]), reverse=True)
 
 
 class JobError(ContamError):
@@ -225,6 +248,7 @@ async def run_checklist(
     written under `out_dir`."""
     from contam.checklist.run import arun_checklist
     from servers.checklists.schemas import ChecklistRequest
+    from servers.resolve import RegistryResolver
 
     req: ChecklistRequest = _validated(ChecklistRequest, request)
     try:
@@ -234,7 +258,14 @@ async def run_checklist(
         raise InputError(message or field, field=field if message else None) from None
     cache, close_cache = open_call_cache(settings)  # `call_cache: store` holds for checklists too
     try:
-        result = await arun_checklist(config, out_dir=out_dir, cache=cache, progress=progress)
+        with redacted(settings):
+            result = await arun_checklist(
+                config,
+                out_dir=out_dir,
+                cache=cache,
+                progress=progress,
+                resolver=RegistryResolver(settings, cache),
+            )
     finally:
         close_cache()
     return result.model_dump_json()

@@ -61,6 +61,45 @@ class IndexEntry(BaseModel):
     description: str = ""
 
 
+class TemplatesEntry(BaseModel):
+    """A registered template set for the `guided` probe (`guided.templates` names it)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=NAME_PATTERN)
+    path: Path = Field(description="the JSON template file (see the guided probe)")
+    description: str = ""
+
+
+class ProbeCaps(BaseModel):
+    """The most work one request may ask of a worker: every probe parameter that scales work is
+    bounded here (a parameter declares its cap by name, `contam.probe.scales`), and so is the
+    number of (item, probe) pairs of a job. A request over a cap is refused before it is queued."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    permutations: int = Field(default=1000, ge=1, description="exchangeability: permutations per shard")
+    shards: int = Field(default=200, ge=2, description="exchangeability: shards of a partition")
+    context_len: int = Field(default=8192, ge=16, description="exchangeability: window length, characters")
+    min_stride: int = Field(
+        default=256, ge=1, description="exchangeability: the smallest window step, characters (a floor)"
+    )
+    samples: int = Field(default=100, ge=1, description="cdd: samples drawn per item")
+    max_tokens: int = Field(default=1024, ge=1, description="tokens per generated completion, any probe")
+    item_probes: int = Field(
+        default=100_000,
+        ge=1,
+        description="items scored (tested partitions and the reference) times probes, per scan; "
+        "summed over the benchmarks of a checklist",
+    )
+
+    def bound(self, cap: str) -> tuple[int, bool]:
+        """The bound named `cap` and whether it is a floor (`min_...`) rather than a ceiling."""
+        value = getattr(self, cap)
+        assert isinstance(value, int)
+        return value, cap.startswith("min_")
+
+
 class LimitsSettings(BaseModel):
     """Per-key limits, failed authentications per client address, and upload bounds (enforced by
     the API)."""
@@ -136,6 +175,10 @@ class ServerSettings(BaseModel):
     workers: int = Field(default=1, ge=0, le=64, description="in-process workers of `contam serve`")
     models: tuple[ModelEntry, ...] = ()
     indexes: tuple[IndexEntry, ...] = ()
+    templates: tuple[TemplatesEntry, ...] = Field(
+        default=(), description="template sets a `guided.templates` parameter may name"
+    )
+    caps: ProbeCaps = ProbeCaps()
     limits: LimitsSettings = LimitsSettings()
     worker: WorkerSettings = WorkerSettings()
 
@@ -146,11 +189,11 @@ class ServerSettings(BaseModel):
             raise ValueError("expected sqlite:///PATH or postgresql://...")
         return value
 
-    @field_validator("models", "indexes")
+    @field_validator("models", "indexes", "templates")
     @classmethod
     def _unique_names(
-        cls, entries: tuple[ModelEntry | IndexEntry, ...]
-    ) -> tuple[ModelEntry | IndexEntry, ...]:
+        cls, entries: tuple[ModelEntry | IndexEntry | TemplatesEntry, ...]
+    ) -> tuple[ModelEntry | IndexEntry | TemplatesEntry, ...]:
         first: dict[str, int] = {}
         for i, entry in enumerate(entries):
             if entry.name in first:
@@ -165,6 +208,9 @@ class ServerSettings(BaseModel):
     def index(self, name: str) -> IndexEntry | None:
         return next((i for i in self.indexes if i.name == name), None)
 
+    def template_set(self, name: str) -> TemplatesEntry | None:
+        return next((t for t in self.templates if t.name == name), None)
+
 
 def load_settings(path: str | Path) -> ServerSettings:
     """Read and validate `server.yaml`; an error names the file, line and key."""
@@ -173,4 +219,13 @@ def load_settings(path: str | Path) -> ServerSettings:
     return load_yaml(path, ServerSettings)
 
 
-__all__ = ["IndexEntry", "LimitsSettings", "ModelEntry", "ServerSettings", "WorkerSettings", "load_settings"]
+__all__ = [
+    "IndexEntry",
+    "LimitsSettings",
+    "ModelEntry",
+    "ProbeCaps",
+    "ServerSettings",
+    "TemplatesEntry",
+    "WorkerSettings",
+    "load_settings",
+]

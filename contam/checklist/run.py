@@ -18,9 +18,10 @@ from contam.cache import CallCache
 from contam.checklist.config import ChecklistConfig
 from contam.checklist.prepare import prepare
 from contam.checklist.result import BenchmarkRun, ChecklistLine, ChecklistResult
-from contam.errors import ContamError
+from contam.errors import ContamError, InputError
 from contam.probe import Probe
 from contam.report import ScanReport, now
+from contam.resolve import LocalResolver, Resolver
 from contam.runner import Progress
 from contam.types import Benchmark
 from contam.verdicts.types import PartitionVerdict, VerdictPolicy, VerdictSet
@@ -45,9 +46,11 @@ async def arun_checklist(
     cache_path: Path | None = None,
     cache: CallCache | None = None,
     progress: Progress | None = None,
+    resolver: Resolver | None = None,
 ) -> ChecklistResult:
     """`run_checklist` in a running loop. `cache` is an open call cache to use instead of one at
-    `cache_path` (the service's, which may live in its job store); the caller closes it."""
+    `cache_path` (the service's, which may live in its job store); the caller closes it.
+    `resolver` opens what probe parameters name (default: specs and paths, on the call cache)."""
     from contam.checklist.render import write_checklist
     from contam.models.spec import ModelSpec
     from contam.registry import create_model, get_probe
@@ -56,11 +59,20 @@ async def arun_checklist(
 
     prepared = prepare(config)
     probes: list[Probe] = [get_probe(p.name).from_options(p.params) for p in config.probes]
+    own_cache = cache is None
+    calls = CallCache(cache_path) if cache is None else cache
+    if resolver is None:
+        resolver = LocalResolver(calls)
+    try:
+        for i, probe in enumerate(probes):  # before any model is opened
+            resolver.check(probe.params, field=f"probes[{i}].params")
+    except InputError:
+        if own_cache:
+            calls.close()
+        raise
     policy = VerdictPolicy(alpha=config.alpha)
     spec = ModelSpec.parse(config.model, api_key_env=config.api_key_env)
     client = create_model(spec)
-    own_cache = cache is None
-    calls = CallCache(cache_path) if cache is None else cache
     reports: list[ScanReport] = []
     try:
         for prep in prepared:
@@ -77,6 +89,7 @@ async def arun_checklist(
                 seed=config.seed,
                 policy=policy,
                 overlap=prep.overlap,
+                resolver=resolver,
             )
             reports.append(report)
     finally:

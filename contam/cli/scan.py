@@ -16,6 +16,7 @@ from contam.cli.progress import TqdmProgress
 from contam.errors import InputError
 from contam.registry import get_probe
 from contam.report import ScanReport, check_overlap
+from contam.resolve import LocalResolver
 from contam.runner import Runner
 from contam.scan import scan as run_scan
 from contam.scan import suspect_partitions
@@ -138,6 +139,8 @@ def scan(
     if unknown_params:
         raise InputError(f"parameters given for probes not run: {sorted(unknown_params)}", field="--param")
     probe_objs = [get_probe(name).from_options(probe_options.get(name, {})) for name in chosen]
+    for probe in probe_objs:  # a bad spec or template file fails before any model is opened
+        LocalResolver().check(probe.params, field=probe.name)
     overlap = None
     if overlap_path is not None:
         from corpora_index.report import OverlapReport

@@ -8,7 +8,7 @@ from contam.errors import InputError
 from servers.checklists.schemas import ChecklistRequest
 from servers.problems import ApiProblem, from_input_error, from_validation_error
 from servers.scans.schemas import Accepted, BenchmarkSpec
-from servers.scans.service import JobService, check_model, check_probes_of
+from servers.scans.service import JobService, check_model, check_probes_of, check_work, scored_items
 from servers.store.base import JobKind
 
 
@@ -27,7 +27,8 @@ class ChecklistService(JobService):
         from servers.benchmarks import open_benchmark
 
         check_model(self.settings, request.model)
-        check_probes_of(request.probes)
+        check_probes_of(self.settings, request.probes)
+        items = 0
         for i, b in enumerate(request.benchmarks):
             try:
                 bench = open_benchmark(BenchmarkSpec(name=b.name))
@@ -40,6 +41,8 @@ class ChecklistService(JobService):
                     raise ApiProblem(
                         422, "invalid-input", f"no partition {name!r} in {b.name!r}", field=field
                     )
+            items += scored_items(bench, b.partitions, b.reference)
+        check_work(self.settings, items, len(request.probes), field="benchmarks")
         for i, name in enumerate(request.indexes):
             if self.settings.index(name) is None:
                 known = ", ".join(x.name for x in self.settings.indexes) or "none"

@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from contam.errors import InputError
+from contam.types import Benchmark
 from servers.benchmarks import open_benchmark
 from servers.problems import ApiProblem, from_input_error, from_validation_error
 from servers.scans.schemas import (
@@ -54,10 +55,14 @@ def check_model(settings: ServerSettings, name: str, field: str = "model") -> No
         )
 
 
-def check_probes_of(probes: Sequence[ProbeSpec]) -> None:
-    """Every probe exists and accepts its parameters (each probe's own pydantic model)."""
+def check_probes_of(settings: ServerSettings, probes: Sequence[ProbeSpec]) -> None:
+    """Every probe exists and accepts its parameters (each probe's own pydantic model); every
+    reference among them names a registered model or file (`servers.resolve`), and every
+    parameter that scales work is within this server's caps."""
     from contam.registry import get_probe
+    from servers.resolve import RegistryResolver
 
+    resolver = RegistryResolver(settings)
     seen: set[str] = set()
     for i, spec in enumerate(probes):
         if spec.name in seen:
@@ -69,15 +74,46 @@ def check_probes_of(probes: Sequence[ProbeSpec]) -> None:
             cls = get_probe(spec.name)
         except InputError as exc:
             raise from_input_error(exc, field=f"probes[{i}].name") from None
+        where = f"probes[{i}].params"
         try:
-            cls.from_options(spec.params)
+            probe = cls.from_options(spec.params)
         except InputError as exc:
             # from_options names the field "probe.key"; the client wrote probes[i].params.key.
             key = (exc.field or "").removeprefix(f"{spec.name}.")
-            raise from_input_error(exc, field=f"probes[{i}].params" + (f".{key}" if key else "")) from None
+            raise from_input_error(exc, field=where + (f".{key}" if key else "")) from None
+        try:
+            resolver.check(probe.params, field=where)
+        except InputError as exc:
+            raise ApiProblem(422, "unregistered-reference", exc.message, field=exc.field) from None
+        check_caps(settings, probe.params, where)
 
 
-def check_partitions(request: ScanRequest) -> None:
+def check_caps(settings: ServerSettings, params: BaseModel, where: str) -> None:
+    from contam.probe import capped
+
+    for path, cap, value in capped(params):
+        bound, floor = settings.caps.bound(cap)
+        if (value < bound) if floor else (value > bound):
+            side = "under this server's floor" if floor else "over this server's cap"
+            raise ApiProblem(
+                422, "over-cap", f"{value:g} is {side} of {bound} (caps.{cap})", field=f"{where}.{path}"
+            )
+
+
+def check_work(settings: ServerSettings, items: int, probes: int, field: str = "benchmark") -> None:
+    """(item, probe) pairs within `caps.item_probes`: the size of a job, known before it is queued."""
+    cap = settings.caps.item_probes
+    if items * probes > cap:
+        raise ApiProblem(
+            422,
+            "over-cap",
+            f"{items} items x {probes} probes = {items * probes} (item, probe) pairs, over this "
+            f"server's cap of {cap} (caps.item_probes); scan fewer partitions or probes",
+            field=field,
+        )
+
+
+def check_partitions(request: ScanRequest) -> Benchmark:
     try:
         bench = open_benchmark(request.benchmark)
     except InputError as exc:
@@ -102,6 +138,13 @@ def check_partitions(request: ScanRequest) -> None:
         raise ApiProblem(
             422, "invalid-input", "nothing to test: the reference is the only partition", field="reference"
         )
+    return bench
+
+
+def scored_items(bench: Benchmark, partitions: Sequence[str] | None, reference: str | None) -> int:
+    """Items a scan scores per probe: the tested partitions and the reference."""
+    tested = partitions or [p for p in bench.partitions if p != reference]
+    return sum(len(bench.partitions[p]) for p in {*tested, *([reference] if reference else [])})
 
 
 def stored_request(request: ScanRequest) -> dict[str, Any]:
@@ -218,8 +261,11 @@ class ScanService(JobService):
 
     def submit(self, owner: str, request: ScanRequest, idempotency_key: str | None) -> Accepted:
         check_model(self.settings, request.model)
-        check_probes_of(request.probes)
-        check_partitions(request)
+        check_probes_of(self.settings, request.probes)
+        bench = check_partitions(request)
+        check_work(
+            self.settings, scored_items(bench, request.partitions, request.reference), len(request.probes)
+        )
         return self.enqueue(owner, stored_request(request), idempotency_key)
 
     def report(self, owner: str, job_id: str, fmt: str) -> tuple[str, str]:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+import contam.registry
 from contam.cache import CallCache
 from contam.cli.main import cli
 from contam.errors import InputError
@@ -20,10 +21,10 @@ from contam.models.mock import MockModel
 from contam.probe import ProbeContext
 from contam.registry import get_probe
 from contam.report import ScanReport
+from contam.resolve import LocalResolver
 from contam.results import ProbeResult
 from contam.runner import Runner
 from contam.types import Item, Partition
-from probes import guided as guided_module
 from probes._generation import words
 from probes._guided_templates import BUILTIN, FORMS, KINDS, TASKS, load_templates, render
 from probes.guided import (
@@ -399,8 +400,9 @@ def test_user_templates_replace_the_builtin_ones(tmp_path: Path) -> None:
 )
 def test_user_template_errors_name_the_file_and_field(tmp_path: Path, data, field, message) -> None:
     path = write(tmp_path, data)
+    probe = GuidedProbe.from_options({"templates": str(path)})  # builds without reading the file
     with pytest.raises(InputError) as err:
-        GuidedProbe.from_options({"templates": str(path)})
+        LocalResolver().check(probe.params, field="guided")  # the CLI's check, before any model call
     assert err.value.path == str(path) and err.value.field == field and message in str(err.value)
 
 
@@ -418,8 +420,9 @@ def test_user_template_file_errors(tmp_path: Path) -> None:
 
 
 def test_unknown_params_are_refused() -> None:
+    probe = GuidedProbe.from_options({"judge": "openai:tiny"})
     with pytest.raises(InputError, match=r"guided\.judge"):
-        GuidedProbe.from_options({"judge": "openai:tiny"})
+        LocalResolver().check(probe.params, field="guided")
     with pytest.raises(InputError, match=r"guided\.nope"):
         GuidedProbe.from_options({"nope": 1})
     with pytest.raises(InputError, match=r"guided\.task"):
@@ -599,7 +602,7 @@ def test_judge_labels_go_beside_the_matchers(monkeypatch: pytest.MonkeyPatch) ->
         return reply(" exact" if words(ref) == words(cand)[: len(words(ref))] else " no")
 
     judge_model = MockModel(generate_fn=judge, name="judge")
-    monkeypatch.setattr(guided_module, "create_model", lambda spec: judge_model)
+    monkeypatch.setattr(contam.registry, "create_model", lambda spec: judge_model)
     part = prose_items("test", 6)
     corpus = [i.text for i in part.items]
     model = MockModel(generate_fn=scripted(corpus[:2], when=names_dataset))  # knows two items

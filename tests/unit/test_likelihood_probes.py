@@ -15,6 +15,7 @@ from contam.models.spec import ModelSpec
 from contam.probe import ProbeContext
 from contam.registry import get_probe, register_backend
 from contam.report import ScanReport
+from contam.resolve import LocalResolver
 from contam.results import ItemScore
 from contam.runner import Runner
 from contam.scan import scan
@@ -205,7 +206,7 @@ async def test_reference_is_target_minus_reference_loglik_and_shares_the_cache()
     target = MockModel(score_script={"x": scripted((-1.0, -1.0)), "y": scripted((-2.0,))})
     cache = CallCache(None)
     probe = get_probe("reference").from_options({"model": "scripted-ref:anything"})
-    ctx = ProbeContext("b", extras={"cache": cache})
+    ctx = ProbeContext("b", resolver=LocalResolver(cache))
     result = await probe.run(part("p", ["x", "y"]), Runner(target, cache), ctx)
     # target -1 vs reference -4: +3 (more likely under the target = seen); -2 vs -1: -1.
     assert [s.score for s in result.items] == [pytest.approx(3.0), pytest.approx(-1.0)]
