@@ -2,9 +2,16 @@
 
 Every model call goes through `contam.runner.Runner` over `settings.cache_path`, so a job taken
 over by another worker, or run again after a restart, finds its completed calls in the cache and
-repeats none of them. While the job runs, `run_job` reports progress through a callback every
-`interval` seconds (the worker's heartbeat); a False answer (cancel requested, lease lost)
-cancels the job's asyncio task at once, and `JobStopped` is raised.
+repeats none of them.
+
+A worker runs each job with `compute` in a process of its own (`servers.jobproc`): the job counts
+into a `JobProgress` that a thread of that process reports, and the worker's heartbeat (lease,
+progress, cancel) keeps its own schedule in the worker, whatever the job does with the CPU. A job
+stopped there (cancel, lease lost, the worker stopping, `worker.max_job_s`) has its process ended;
+the calls it completed are in the cache already. `execute` runs a job in the caller's thread
+instead, reporting through a callback every `interval` seconds from the job's own event loop (a
+False answer cancels the job's task and raises `JobStopped`); it serves tests and tools that want
+no process, and its reports wait while the job computes.
 
 Progress: `calls_*` are the runner's requests (planned and answered, cached ones included);
 for a scan, `items_*` count (probe, item) pairs of the tested partitions, done when the probe has
@@ -69,10 +76,16 @@ class JobProgress:
         )
 
 
+def compute(job: JobRecord, settings: ServerSettings, progress: JobProgress) -> str:
+    """Run `job` to its result JSON in a fresh event loop, counting into `progress` (a job
+    process's entry: whoever reads `progress` does so from another thread)."""
+    return asyncio.run(_dispatch(job, settings, progress))
+
+
 def execute(
     job: JobRecord, settings: ServerSettings, report: ReportFn, *, interval: float | None = None
 ) -> str:
-    """Run `job` to its result JSON in a fresh event loop (the worker thread's own)."""
+    """Run `job` to its result JSON in a fresh event loop of the calling thread (no process)."""
     return asyncio.run(run_job(job, settings, report, interval=interval))
 
 

@@ -125,6 +125,8 @@ class LimitsSettings(BaseModel):
 
 
 class WorkerSettings(BaseModel):
+    """How workers run jobs: each in a process of its own, watched by a heartbeat (`servers.worker`)."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     lease_s: float = Field(
@@ -143,14 +145,27 @@ class WorkerSettings(BaseModel):
         default=10,
         ge=0,
         le=19,
-        description="CPU priority of the job threads (Linux nice, per thread): jobs are CPU-bound "
-        "(scoring, statistics, reports), so on a machine the API shares they yield to its requests",
+        description="CPU priority of the job processes (Linux nice, added to the worker's): jobs are "
+        "CPU-bound (scoring, statistics, reports), so on a machine the API shares they yield to its "
+        "requests, and to the workers' heartbeats",
+    )
+    max_job_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="wall-clock limit of one run of a job: past it the job's process is stopped and "
+        "the job failed, so a job waiting on a slow model cannot hold a worker forever",
     )
 
     @property
     def heartbeat_interval(self) -> float:
         """Every third of the lease (two beats can be lost before it lapses), or more often."""
         return min(self.lease_s / 3, self.cancel_check_s)
+
+    @property
+    def liveness_s(self) -> float:
+        """A worker counts as live (`/readyz`) while its last beat is this recent: three intervals,
+        as every worker beats once an interval, busy or idle."""
+        return 3 * self.heartbeat_interval
 
 
 class ServerSettings(BaseModel):

@@ -1,5 +1,10 @@
 """`/healthz`: the process answers. `/readyz`: the store answers and, when this process runs
-workers, at least one beat recently; a load balancer sends traffic only to a ready instance."""
+workers, at least one beat recently; a load balancer sends traffic only to a ready instance.
+
+`workers` counts the live workers of every process on the store: those that beat within
+`worker.liveness_s` (three heartbeat intervals; a worker beats once an interval, busy or idle, as
+its job runs in a process of its own). A worker that stopped has deregistered, and one that died
+ages out of that window within seconds."""
 
 from __future__ import annotations
 
@@ -35,8 +40,7 @@ async def readyz(request: Request) -> JSONResponse:
             alive = state.store.ping()
         except Exception:  # an unreachable store is an answer here, not an error
             return False, 0
-        # Three leases: a worker busy on a long job still beats at each heartbeat.
-        return alive, state.store.live_workers(within_s=3 * state.settings.worker.lease_s) if alive else 0
+        return alive, state.store.live_workers(within_s=state.settings.worker.liveness_s) if alive else 0
 
     store_ok, workers = await run_in_threadpool(check)
     ready = store_ok and (workers > 0 or not state.expects_workers)

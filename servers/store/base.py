@@ -196,8 +196,12 @@ class JobStore(Protocol):
         """A worker says it is alive (for /readyz)."""
         ...
 
+    def worker_gone(self, worker: str) -> None:
+        """A worker that stops says so: it is no longer counted as live."""
+        ...
+
     def live_workers(self, within_s: float) -> int:
-        """Workers that beat within the last `within_s` seconds."""
+        """Workers that beat within the last `within_s` seconds and have not said they are gone."""
         ...
 
     def ping(self) -> bool:

@@ -423,6 +423,10 @@ class SQLStore:
                 (worker,),
             )
 
+    def worker_gone(self, worker: str) -> None:
+        with self._write() as cur:
+            self._ex(cur, "DELETE FROM workers WHERE name = ?", (worker,))
+
     def live_workers(self, within_s: float) -> int:
         with self._read() as cur:
             (n,) = self._ex(
