@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from contam.errors import InputError
 from contam.types import Benchmark
+from servers import jsontext
 from servers.benchmarks import open_benchmark
 from servers.problems import ApiProblem, from_input_error, from_validation_error
 from servers.scans.schemas import (
@@ -200,7 +201,12 @@ class JobService:
     def enqueue(self, owner: str, request: dict[str, Any], idempotency_key: str | None) -> Accepted:
         try:
             job, created = self.store.create_job(
-                owner, self.kind, request, idempotency_key, max_active=self.settings.limits.max_active_jobs
+                owner,
+                self.kind,
+                request,
+                idempotency_key,
+                max_active=self.settings.limits.max_active_jobs,
+                request_json=jsontext.dumps(request),  # piece by piece: see servers.jsontext
             )
         except TooManyJobs as exc:
             raise ApiProblem(

@@ -125,9 +125,12 @@ class JobStore(Protocol):
         request: dict[str, Any],
         idempotency_key: str | None = None,
         max_active: int | None = None,
+        *,
+        request_json: str | None = None,
     ) -> tuple[JobRecord, bool]:
         """(job, created). The same owner and idempotency key return the first job, created False.
-        Raises `TooManyJobs` when the owner has `max_active` or more queued and running jobs."""
+        Raises `TooManyJobs` when the owner has `max_active` or more queued and running jobs.
+        `request_json`, when given, is `request` already serialised (as `json.dumps` would)."""
         ...
 
     def get_job(self, job_id: str, owner: str) -> JobRecord | None:

@@ -159,20 +159,23 @@ class SQLStore:
         request: dict[str, Any],
         idempotency_key: str | None = None,
         max_active: int | None = None,
+        *,
+        request_json: str | None = None,
     ) -> tuple[JobRecord, bool]:
+        text = request_json if request_json is not None else json.dumps(request, ensure_ascii=False)
         try:
-            return self._create_job(owner, kind, request, idempotency_key, max_active)
+            return self._create_job(owner, kind, text, idempotency_key, max_active)
         except Exception as exc:
             # Two submits with one idempotency key raced; the other insert won: return its job.
             if idempotency_key is None or not self._is_unique_violation(exc):
                 raise
-            return self._create_job(owner, kind, request, idempotency_key, max_active)
+            return self._create_job(owner, kind, text, idempotency_key, max_active)
 
     def _create_job(
         self,
         owner: str,
         kind: JobKind,
-        request: dict[str, Any],
+        request_json: str,
         idempotency_key: str | None,
         max_active: int | None,
     ) -> tuple[JobRecord, bool]:
@@ -200,7 +203,7 @@ class SQLStore:
                 "INSERT INTO jobs "
                 "(id, owner, kind, status, request, idempotency_key, created_at, updated_at) "
                 f"VALUES (?, ?, ?, 'queued', ?, ?, {{now}}, {{now}}) RETURNING {_JOB_COLUMNS}",
-                (job_id, owner, kind, json.dumps(request, ensure_ascii=False), idempotency_key),
+                (job_id, owner, kind, request_json, idempotency_key),
             ).fetchone()
         return _job(row), True
 
