@@ -97,7 +97,7 @@ def check_caps(settings: ServerSettings, params: BaseModel, where: str) -> None:
         if (value < bound) if floor else (value > bound):
             side = "under this server's floor" if floor else "over this server's cap"
             raise ApiProblem(
-                422, "over-cap", f"{value:g} is {side} of {bound} (caps.{cap})", field=f"{where}.{path}"
+                422, "over-cap", f"{value} is {side} of {bound} (caps.{cap})", field=f"{where}.{path}"
             )
 
 
