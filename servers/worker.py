@@ -48,6 +48,10 @@ Execute = Target
 #: How often the worker's thread wakes while a job runs, to see a stop asked of it.
 _WAKE_S = 0.1
 
+#: How often a job's process sends its progress (cheap: a pipe), so the totals it learns early
+#: reach the store at once and every heartbeat records fresh counts.
+_SNAPSHOT_S = 0.2
+
 #: After a job's process died, how long to wait for a stop asked of the worker at the same moment
 #: (SIGTERM to a whole process group reaches the child and the worker together).
 _STOP_RACE_S = 1.0
@@ -148,9 +152,8 @@ class Worker:
         w = self.settings.worker
         every = w.heartbeat_interval
         started = time.monotonic()
-        child = JobProcess.start(
-            self._execute, job, self.settings, interval=min(every / 2, 1.0), nice=_job_priority(w.nice)
-        )
+        snapshot_s, nice = min(every / 2, _SNAPSHOT_S), _job_priority(w.nice)
+        child = JobProcess.start(self._execute, job, self.settings, interval=snapshot_s, nice=nice)
         self.job_pid = child.pid
         latest = Progress()
         last_ok = started
@@ -159,6 +162,10 @@ class Worker:
             while True:
                 message = child.receive(min(_WAKE_S, max(0.0, next_beat - time.monotonic())))
                 if isinstance(message, Snapshot):
+                    if not (latest.items_total or latest.calls_total) and (
+                        message.progress.items_total or message.progress.calls_total
+                    ):
+                        next_beat = time.monotonic()  # the totals, once known, go to the store at once
                     latest = message.progress
                 elif isinstance(message, LogLine):
                     logging.getLogger(message.name).log(message.level, "job %s: %s", job.id, message.message)
