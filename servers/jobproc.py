@@ -66,6 +66,10 @@ PRELOAD = (
     "probes",
 )
 
+#: Preloaded as well when a registered model uses the backend: an `hf` job would otherwise import
+#: torch and transformers anew in each job's process (seconds). Not vLLM: its import starts more.
+BACKEND_PRELOAD: dict[str, tuple[str, ...]] = {"hf": ("torch", "transformers", "contam.models.hf")}
+
 #: A stopped child gets SIGTERM, then SIGKILL if it is still there after this long.
 STOP_GRACE_S = 1.0
 
@@ -111,23 +115,31 @@ _context_lock = threading.Lock()
 _running: set[JobProcess] = set()
 
 
-def context() -> ForkServerContext:
-    """The fork-server context, its preload set (once per process)."""
+def context(settings: ServerSettings | None = None) -> ForkServerContext:
+    """The fork-server context, its preload set at the first call in this process (with the heavy
+    modules of the backends `settings` registers)."""
     global _context
     with _context_lock:
         if _context is None:
             ctx = multiprocessing.get_context("forkserver")
             assert isinstance(ctx, ForkServerContext)
-            ctx.set_forkserver_preload(list(PRELOAD))
+            extra = preload_for(settings) if settings is not None else ()
+            ctx.set_forkserver_preload([*PRELOAD, *extra])
             _context = ctx
         return _context
 
 
-def warm() -> None:
-    """Start the fork server now (it imports `PRELOAD` meanwhile), so the first job does not wait."""
+def preload_for(settings: ServerSettings) -> tuple[str, ...]:
+    backends = {entry.model_spec().backend for entry in settings.models}
+    return tuple(m for backend in sorted(backends) for m in BACKEND_PRELOAD.get(backend, ()))
+
+
+def warm(settings: ServerSettings | None = None) -> None:
+    """Start the fork server now (it imports its preload meanwhile), so the first job need not
+    wait for it."""
     from multiprocessing import forkserver
 
-    context()
+    context(settings)
     forkserver.ensure_running()
 
 
@@ -368,5 +380,6 @@ __all__ = [
     "Target",
     "context",
     "death_message",
+    "preload_for",
     "warm",
 ]

@@ -104,7 +104,7 @@ class Worker:
 
     def run_forever(self) -> None:
         log.info("worker %s started", self.name)
-        jobproc.warm()
+        jobproc.warm(self.settings)
         last_beat = -float("inf")
         try:
             while not self._stop.is_set():
@@ -249,7 +249,7 @@ class WorkerPool:
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        jobproc.warm()
+        jobproc.warm(self.workers[0].settings)
         for worker in self.workers:
             thread = threading.Thread(target=worker.run_forever, name=f"contam-{worker.name}", daemon=True)
             thread.start()
