@@ -1,8 +1,8 @@
 """`create_app(settings)`: the FastAPI application, its routers, its error model and its lifespan.
 
 The lifespan opens the job store (migrating it) and, when asked for, starts in-process workers
-(`contam serve --workers N`); on shutdown it stops them, so their jobs' leases lapse and another
-worker takes the jobs over.
+(`contam serve --workers N`); on shutdown it stops them, and they put their running jobs back in
+the queue for another worker.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Running the service: uvicorn over `create_app(settings)`, until SIGINT or SIGTERM.
 
-One process serves the API and runs `workers` job workers in threads; more machines add
-`contam worker` processes on a shared PostgreSQL store. uvicorn handles the signals: it stops
-accepting, lets requests in flight finish, then runs the lifespan's shutdown (workers stop, their
-jobs' leases lapse for another worker to take over).
+One process serves the API and runs `workers` job workers in threads (each job in a process of
+its own); more machines add `contam worker` processes on a shared PostgreSQL store. uvicorn
+handles the signals: it stops accepting, lets requests in flight finish, then runs the lifespan's
+shutdown (workers stop their jobs' processes and put the jobs back in the queue).
 """
 
 from __future__ import annotations

@@ -148,7 +148,9 @@ def test_cancel_ends_a_cpu_bound_job_within_the_cancel_check(store: SQLStore, tm
         wait_for(lambda: job_now(store, job.id).status is JobStatus.CANCELLED, timeout=60, every=0.01)
         latency = time.monotonic() - asked
     assert latency <= settings.worker.cancel_check_s + 2.0, latency
-    assert job_now(store, job.id).items_done < job_now(store, job.id).items_total
+    # Cancelled mid-run (under load the last probes may have counted their items already, so the
+    # sign is that no result was written, not the item count).
+    assert store.result(job.id, "alice") is None
     assert pid is not None
     wait_for(lambda: process_gone(pid), timeout=5)  # the job's process is gone, not left computing
 
