@@ -89,9 +89,10 @@ def render_markdown(result: ChecklistResult) -> str:
         + (f" ({ident.basis})" if ident.basis else "")
         + f". Probes: {', '.join(result.probes)}. Created {result.created_at:%Y-%m-%d %H:%M:%S} UTC.",
         "",
-        f"**Error control.** {result.family}: a partition the model never saw is flagged `contaminated` "
-        f"with probability at most {result.alpha:g} over the whole checklist. `suspicious` lines are not "
-        "covered by that guarantee (significant before the family adjustment, or below an effect floor).",
+        f"**Error control.** {result.family}: when the model saw none of the partitions, its probes flag "
+        f"one (`contaminated` or `suspicious`) with probability at most {result.alpha:g} over the whole "
+        "checklist. A `suspicious` line from the corpus (`corpus_partial`) is corpus evidence, not "
+        "covered by that rate.",
         "",
         f"**Result:** {_counts(result)}.",
         "",
@@ -158,8 +159,10 @@ def render_html(result: ChecklistResult) -> str:
 <h1>Release checklist: {e(result.model)}</h1>
 <p>Model <code>{e(ident.backend)}:{e(ident.name)}</code>, fingerprint <code>{e(ident.fingerprint)}</code>.
 Probes: {e(", ".join(result.probes))}. Created {e(f"{result.created_at:%Y-%m-%d %H:%M:%S}")} UTC.</p>
-<p><b>Error control.</b> {e(result.family)}: a partition the model never saw is flagged
-<i>contaminated</i> with probability at most {result.alpha:g} over the whole checklist.</p>
+<p><b>Error control.</b> {e(result.family)}: when the model saw none of the partitions, its probes
+flag one (<i>contaminated</i> or <i>suspicious</i>) with probability at most {result.alpha:g} over the
+whole checklist. A <i>suspicious</i> line from the corpus (corpus_partial) is corpus evidence, not
+covered by that rate.</p>
 <p><b>Result:</b> {e(_counts(result))}.</p>
 <table id="checklist">
 <thead><tr><th>benchmark</th><th>partition</th><th>verdict</th><th>combined p</th><th>adjusted p</th>

@@ -13,8 +13,10 @@ Rules, in order
    character 2-4-grams and length, 5-fold cross-validated; `contam.verdicts.baseline`) tells the
    partition from its reference with an AUROC whose 95% CI lies above ``baseline_bound`` (0.6). Every
    reference-based probe is set aside (``used=False``): the reference is not a fair control, and any
-   likelihood probe would separate the two with no contamination at all. The verdict is inconclusive
-   unless the reference-free evidence left (exchangeability, guided completion) passes rule 4.
+   likelihood probe would separate the two with no contamination at all. Only what depends on the
+   reference is set aside: the verdict is inconclusive unless the reference-free evidence left
+   (exchangeability, guided completion) passes rule 4, or the corpus evidence, which needs no
+   reference, decides (rules 1 and 7).
 3. Combination. The used probes' p-values are combined (``combination``: Bonferroni on the smallest,
    Holm's first step, by default; or the Cauchy combination of Liu & Xie 2020; both valid under any
    dependence between probes) into ``combined_p``; Holm's step-down (Holm 1979) over every partition
@@ -25,11 +27,18 @@ Rules, in order
    size 0.051 at score correlation 0.9, 0.056 at 0.5; Bonferroni 0.027 and 0.043). A verdict's error
    rate is the product's promise, so Bonferroni is the default; ``--combination cauchy`` buys power
    when several weak probes agree.
-4. ``combined`` -> contaminated: ``adjusted_p <= alpha`` and at least one used probe with
-   ``p <= alpha`` has an effect at or above its floor (or a test without an effect size).
-5. ``combined_below_floor`` -> suspicious: significant after adjustment, but every significant
-   probe's effect is below its floor (a large partition can make a negligible shift significant).
-6. ``combined_not_adjusted`` -> suspicious: ``combined_p <= alpha`` but not after Holm's adjustment.
+4. ``combined`` -> contaminated: ``adjusted_p <= alpha`` and at least one used probe that is
+   significant after the same correction has an effect at or above its floor (or a test without
+   an effect size). A probe's corrected p is ``adjusted_p * p / min p`` over the partition's probes:
+   for Bonferroni exactly its own p times the probes and the Holm factor; the strongest probe's is
+   the partition's own. So a probe's raw ``p <= alpha`` is not enough for its effect to count.
+5. ``combined_below_floor`` -> suspicious: significant after adjustment, but every probe that is
+   significant after correction has an effect below its floor (a large partition can make a
+   negligible shift significant).
+6. ``combined_not_adjusted`` -> no_evidence: ``combined_p <= alpha`` but not after Holm's
+   adjustment. Said in the rule, never flagged: only what holds after adjustment over the
+   partitions is flagged, so a clean family is flagged by its probes (``contaminated`` or
+   ``suspicious``) with probability at most ``alpha``.
 7. ``corpus_partial`` -> suspicious: some items are dirty (fewer than ``corpus_share``), or at least
    ``corpus_share`` of the items are partly covered.
 8. ``not_significant`` -> no_evidence: there was a test (a probe or the corpus) and nothing above held.
@@ -160,20 +169,22 @@ def _rule(
     significant = adjusted is not None and adjusted <= alpha
     baseline = pe.baseline
     set_aside = [e for e in evidence if not e.used and e.uses_reference]
+    partial = _corpus_partial(pe, policy)
     if baseline is not None and baseline.distinguishes and set_aside and not significant:
         ci = baseline.auroc_ci
-        return (
-            Verdict.INCONCLUSIVE,
-            "blind_baseline",
+        unfair = (
             f"a model-free classifier tells {pe.partition} from the reference with AUROC "
             f"{baseline.auroc:.2f} [{ci.low:.2f}, {ci.high:.2f}] > {baseline.bound:g}: the reference "
-            f"is not a fair control; no reference-based probe is used ({len(set_aside)} set aside)",
+            f"is not a fair control; no reference-based probe is used ({len(set_aside)} set aside)"
         )
+        if partial is not None:  # the corpus needs no reference: its evidence still decides
+            return Verdict.SUSPICIOUS, "corpus_partial", f"{partial}; {unfair}"
+        return Verdict.INCONCLUSIVE, "blind_baseline", unfair
     if combined is not None and adjusted is not None:
         words = _combined_words(policy, tested, combined)
         holm = f"Holm-adjusted over {family} partition(s) p = {fmt_p(adjusted)}"
         if significant:
-            strong = [e for e in tested if e.p_value is not None and e.p_value <= alpha]
+            strong = _significant_after_correction(tested, adjusted, alpha)
             meeting = [e for e in strong if e.meets_floor is not False]
             if meeting:
                 best = min(meeting, key=lambda e: e.p_value if e.p_value is not None else 1.0)
@@ -190,28 +201,18 @@ def _rule(
             return (
                 Verdict.SUSPICIOUS,
                 "combined_below_floor",
-                f"{words}; {holm} <= alpha {alpha:g}, but every significant probe's effect is below "
-                f"its floor ({floors})",
+                f"{words}; {holm} <= alpha {alpha:g}, but every probe significant after correction "
+                f"has an effect below its floor ({floors})",
             )
-        if combined <= alpha:
+        if combined <= alpha and partial is None:
             return (
-                Verdict.SUSPICIOUS,
+                Verdict.NO_EVIDENCE,
                 "combined_not_adjusted",
-                f"{words} <= alpha {alpha:g}, but {holm} > alpha",
+                f"{words} <= alpha {alpha:g}, but {holm} > alpha: not flagged (only what holds "
+                "after adjustment over the partitions is)",
             )
-    if (
-        corpus is not None
-        and corpus.items
-        and (corpus.dirty > 0 or corpus.partly / corpus.items >= policy.corpus_share)
-    ):
-        return (
-            Verdict.SUSPICIOUS,
-            "corpus_partial",
-            f"{corpus.dirty} of {corpus.items} items are verbatim in the corpus (below the "
-            f"{policy.corpus_share:.0%} share that decides) and {corpus.partly} partly covered "
-            f"({corpus.partly / corpus.items:.0%}; {policy.clean_coverage:.0%}-"
-            f"{policy.dirty_coverage:.0%} of their words)",
-        )
+    if partial is not None:
+        return Verdict.SUSPICIOUS, "corpus_partial", partial
     if combined is not None and adjusted is not None:
         return (
             Verdict.NO_EVIDENCE,
@@ -231,6 +232,34 @@ def _rule(
         "; ".join(f"{s.name}: {s.reason}" for s in pe.skipped) or "no probe evidence and no corpus overlap"
     )
     return Verdict.INCONCLUSIVE, "nothing_testable", f"nothing could be tested ({reasons})"
+
+
+def _significant_after_correction(
+    tested: Sequence[Evidence], adjusted: float, alpha: float
+) -> list[Evidence]:
+    """The probes significant after the correction that made the partition significant: each
+    probe's p scaled as the strongest probe's was to reach `adjusted` (for Bonferroni, its own p
+    times the number of probes and the Holm factor)."""
+    ps = [e.p_value for e in tested if e.p_value is not None]
+    smallest = min(ps) if ps else 0.0
+    if smallest <= 0.0:  # p underflowed to 0: only the probes at 0 are as strong as the partition
+        return [e for e in tested if e.p_value == 0.0]
+    return [e for e in tested if e.p_value is not None and adjusted * e.p_value / smallest <= alpha]
+
+
+def _corpus_partial(pe: PartitionEvidence, policy: VerdictPolicy) -> str | None:
+    """Why the corpus makes the partition suspicious (some items dirty, or partly covered), or None."""
+    corpus = pe.corpus
+    if corpus is None or not corpus.items:
+        return None
+    if corpus.dirty == 0 and corpus.partly / corpus.items < policy.corpus_share:
+        return None
+    return (
+        f"{corpus.dirty} of {corpus.items} items are verbatim in the corpus (below the "
+        f"{policy.corpus_share:.0%} share that decides) and {corpus.partly} partly covered "
+        f"({corpus.partly / corpus.items:.0%}; {policy.clean_coverage:.0%}-"
+        f"{policy.dirty_coverage:.0%} of their words)"
+    )
 
 
 def _effect_words(e: Evidence) -> str:

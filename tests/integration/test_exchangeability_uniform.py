@@ -5,8 +5,8 @@ run draws its own 16 GSM8K test questions in a random order, so the partition is
 construction and the null holds; its p-values should then be uniform. Over RUNS independent runs
 the number with p < 0.05 is Binomial(RUNS, 0.05) if the test is calibrated: we require it inside
 that distribution's central 99.9% interval, and a Kolmogorov-Smirnov test against U(0, 1) not to
-reject at 0.001. (The t-test across shards is the official, approximate one; this checks that the
-approximation holds at the sizes used here.)
+reject at 0.001. (The t-test across shards is the exact one-sample t test, the default; this checks
+that the t approximation across shards holds at the sizes used here.)
 """
 
 from __future__ import annotations

@@ -136,8 +136,11 @@ async def test_published_order_is_scored_never_shuffled() -> None:
     # Each shard's canonical concatenation is scored, exactly as published, in its own window.
     for start in range(0, 24, 6):
         assert "\n\n".join(QUESTIONS[start : start + 6]) in texts
-    assert result.statistic is not None and result.statistic.p_value is not None
-    assert 0.0 <= result.statistic.p_value <= 1.0
+    st = result.statistic
+    assert st is not None and st.p_value is not None
+    # The default is the exact one-sample t test over the 4 shards: p is t's survival at 3 df.
+    assert st.p_value == pytest.approx(float(sps.t.sf(st.value, df=3)))
+    assert any("ddof=1" in note for note in result.notes)
 
 
 async def test_long_shards_are_windowed_and_windows_reach_the_backend() -> None:
@@ -193,17 +196,15 @@ async def test_notes_say_windows_are_measured_in_characters() -> None:
     assert any("context_len 64 and stride 32 are in characters, not tokens" in n for n in result.notes)
 
 
-async def test_few_shards_note_the_approximate_p_value_unless_exact_t() -> None:
-    official = get_probe("exchangeability").from_options({"shards": 4, "permutations": 3})
+async def test_the_official_statistic_is_noted_as_anti_conservative_and_exact_t_is_the_default() -> None:
+    official = get_probe("exchangeability").from_options({"shards": 4, "permutations": 3, "exact_t": False})
     result = await official.run(part("t", QUESTIONS), Runner(MockModel()), ProbeContext("b"))
-    assert any(
-        n.startswith("p-value approximate and slightly anti-conservative: with 4 shards")
-        for n in result.notes
-    )
+    assert any(n.startswith("p-value anti-conservative: with 4 shards") for n in result.notes)
+    assert get_probe("exchangeability")().params.exact_t is True  # type: ignore[attr-defined]
     exact = get_probe("exchangeability").from_options({"shards": 4, "permutations": 3, "exact_t": True})
     strict = await exact.run(part("t", QUESTIONS), Runner(MockModel()), ProbeContext("b"))
     assert strict.params["exact_t"] is True
-    assert not any("approximate" in n for n in strict.notes)
+    assert not any("anti-conservative" in n for n in strict.notes)
     assert any("one-sample t test" in n for n in strict.notes)
     assert result.statistic is not None and strict.statistic is not None
     assert result.statistic.p_value is not None and strict.statistic.p_value is not None

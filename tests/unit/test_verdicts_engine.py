@@ -141,20 +141,24 @@ def test_significant_but_below_every_floor_is_suspicious() -> None:
 
 
 def test_a_test_without_an_effect_has_no_floor() -> None:
-    pe = PartitionEvidence(partition="test", evidence=(probe("exchangeability", 1e-4, None, reference=False),))
+    pe = PartitionEvidence(
+        partition="test", evidence=(probe("exchangeability", 1e-4, None, reference=False),)
+    )
     assert one(pe).rule_id == "combined"
 
 
 def test_holm_controls_the_family_wise_error_across_partitions() -> None:
     """p = 0.02 alone is contaminated; among five partitions Holm's adjustment (5 x 0.02 = 0.1)
-    leaves it suspicious: significant alone, not after the family-wise correction."""
+    leaves it unflagged: significant alone, not after the family-wise correction, which the rule
+    says (issue 17, finding 1: it was `suspicious`, so a clean family was flagged one time in three)."""
     alone = decide([PartitionEvidence(partition="a", evidence=(probe("loss", 0.02),))])
     assert alone.of("a").rule_id == "combined"
     family = [PartitionEvidence(partition="a", evidence=(probe("loss", 0.02),))]
     family += [PartitionEvidence(partition=f"n{i}", evidence=(probe("loss", 0.5),)) for i in range(4)]
     vs = decide(family)
     a = vs.of("a")
-    assert (a.verdict, a.rule_id) == (Verdict.SUSPICIOUS, "combined_not_adjusted")
+    assert (a.verdict, a.rule_id) == (Verdict.NO_EVIDENCE, "combined_not_adjusted")
+    assert "not flagged" in a.rule and vs.flagged == ()
     assert a.combined_p == pytest.approx(0.02) and a.adjusted_p == pytest.approx(0.1)
     assert "over 5 partition(s)" in a.rule
     assert all(vs.of(f"n{i}").verdict is Verdict.NO_EVIDENCE for i in range(4))
@@ -173,7 +177,11 @@ def test_holm_step_down_keeps_the_strongest_partitions() -> None:
     strict = decide(family, VerdictPolicy(alpha=0.025))  # x1: p = 0.03 is above alpha itself
     assert [v.rule_id for v in strict.partitions] == ["combined", "combined", "not_significant"]
     stricter = decide(family, VerdictPolicy(alpha=0.02))  # x4: 0.012 <= alpha < its adjusted 0.024
-    assert [v.rule_id for v in stricter.partitions] == ["combined", "combined_not_adjusted", "not_significant"]
+    assert [v.rule_id for v in stricter.partitions] == [
+        "combined",
+        "combined_not_adjusted",
+        "not_significant",
+    ]
 
 
 def test_partitions_without_a_test_are_not_in_the_family() -> None:
@@ -189,7 +197,9 @@ def test_partitions_without_a_test_are_not_in_the_family() -> None:
 @pytest.mark.parametrize(("dirty", "partly"), [(2, 0), (0, 5)])
 def test_partial_corpus_overlap_is_suspicious(dirty: int, partly: int) -> None:
     summary = corpus(dirty=dirty, partly=partly)
-    pe = PartitionEvidence(partition="t", evidence=(probe("loss", 0.5, 0.5), corpus_ev(summary)), corpus=summary)
+    pe = PartitionEvidence(
+        partition="t", evidence=(probe("loss", 0.5, 0.5), corpus_ev(summary)), corpus=summary
+    )
     v = one(pe)
     assert (v.verdict, v.rule_id) == (Verdict.SUSPICIOUS, "corpus_partial")
 
@@ -239,3 +249,91 @@ def test_policy_is_stored_and_duplicates_are_refused() -> None:
     assert vs.policy == policy and vs.of("t").rule_id == "not_significant"
     with pytest.raises(ValueError, match="twice"):
         decide([PartitionEvidence(partition="t"), PartitionEvidence(partition="t")])
+
+
+# -- issue 17: every flagged verdict controlled, the floor after correction, corpus beside the baseline --
+
+
+def test_a_clean_family_is_flagged_at_most_alpha_of_the_time() -> None:
+    """Finding 1, by simulation: 8 clean partitions, 3 independent null probes each (p uniform).
+    Today's engine flagged some partition in about 0.34 of such families (`suspicious` on the
+    unadjusted p); the family-wise rate must hold for every flagged level. 4,000 families: the
+    binomial standard error at 0.05 is 0.0034, so 0.065 is more than 4 of them above."""
+    import random
+
+    rng = random.Random(17)
+    families = 4000
+    flagged = 0
+    for _ in range(families):
+        family = [
+            PartitionEvidence(
+                partition=f"p{i}", evidence=tuple(probe(f"probe{j}", rng.random(), 0.5) for j in range(3))
+            )
+            for i in range(8)
+        ]
+        flagged += bool(decide(family).flagged)
+    assert flagged / families <= 0.065, flagged / families
+
+
+def test_the_floor_counts_only_for_a_probe_significant_after_correction() -> None:
+    """Finding 3, the issue's own case: loss p = 1e-6 with AUROC 0.55, zlib p = 0.04 with AUROC
+    0.70, beside two null probes. zlib's corrected p is 4 x 0.04 = 0.16, so its AUROC cannot carry
+    the partition: significant, but only through a probe below its floor."""
+    pe = PartitionEvidence(
+        partition="test",
+        evidence=(
+            probe("loss", 1e-6, 0.55),
+            probe("zlib", 0.04, 0.70),
+            probe("min_k", 0.5, 0.5),
+            probe("lowercase", 0.7, 0.5),
+        ),
+    )
+    v = one(pe)
+    assert (v.verdict, v.rule_id) == (Verdict.SUSPICIOUS, "combined_below_floor"), v.rule
+    assert "loss AUROC 0.55 < 0.6" in v.rule and "zlib" not in v.rule.split("below its floor")[1]
+    # zlib at p = 0.01 is significant after correction (4 x 0.01 = 0.04): its AUROC counts.
+    stronger = PartitionEvidence(
+        partition="test",
+        evidence=(
+            probe("loss", 1e-6, 0.55),
+            probe("zlib", 0.01, 0.70),
+            probe("min_k", 0.5, 0.5),
+            probe("lowercase", 0.7, 0.5),
+        ),
+    )
+    v = one(stronger)
+    assert (v.verdict, v.rule_id) == (Verdict.CONTAMINATED, "combined") and "zlib" in v.rule
+
+
+def test_the_floor_correction_includes_the_holm_factor() -> None:
+    # Alone, zlib's 2 x 0.02 = 0.04 passes; among three partitions the Holm factor takes it over.
+    evidence = (probe("loss", 1e-8, 0.55), probe("zlib", 0.02, 0.70))
+    assert one(PartitionEvidence(partition="a", evidence=evidence)).rule_id == "combined"
+    family = [PartitionEvidence(partition="a", evidence=evidence)]
+    family += [PartitionEvidence(partition=f"n{i}", evidence=(probe("loss", 0.9, 0.5),)) for i in range(2)]
+    assert decide(family).of("a").rule_id == "combined_below_floor"
+
+
+def test_corpus_evidence_still_decides_beside_an_unfair_reference() -> None:
+    """Finding 4, the issue's case: 2 of 40 items dirty in the corpus with an unfair reference was
+    `inconclusive`; the corpus needs no reference, so it is `suspicious` on the corpus."""
+    summary = corpus(dirty=2, partly=0)
+    pe = PartitionEvidence(
+        partition="test",
+        evidence=(probe("loss", 0.3), corpus_ev(summary)),
+        baseline=baseline(0.9, 0.8),
+        corpus=summary,
+    )
+    v = one(pe)
+    assert (v.verdict, v.rule_id) == (Verdict.SUSPICIOUS, "corpus_partial"), v.rule
+    assert "2 of 40 items are verbatim" in v.rule and "not a fair control" in v.rule
+    assert all(not e.used for e in v.evidence if e.uses_reference)
+    # With a clean corpus and the same unfair reference, nothing can be said.
+    clean = corpus(dirty=0, partly=0)
+    pe = PartitionEvidence(
+        partition="test",
+        evidence=(probe("loss", 0.3), corpus_ev(clean)),
+        baseline=baseline(0.9, 0.8),
+        corpus=clean,
+    )
+    assert one(pe).rule_id == "blind_baseline"
