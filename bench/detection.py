@@ -211,7 +211,7 @@ def quality_table(runs: Sequence[Detection]) -> str:
                     lines.append(f"{head}  skipped: {r.skipped or 'no test'}")
                     continue
                 if not r.items or not r.reference_items:
-                    # A paired or rate test (guided, TS-Guessing): no reference scores to rank.
+                    # A rate test (TS-Guessing): no reference scores to rank.
                     effect = f"{st.effect_name} {st.effect:.3f}" if st.effect is not None else ""
                     lines.append(f"{head}{st.n:>5}{'-':>6}{'-':>8}{'-':>11}{_fmt(st.p_value):>10}  {effect}")
                     continue

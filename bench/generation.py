@@ -15,12 +15,12 @@ time.
 Every probe runs on each partition alone, through a fresh runner with a fresh in-memory call cache
 (timed; nothing is served from cache), then each seen partition again with `unseen` as the
 reference through a cache holding those answers (untimed, no model call), for the partition
-p-value each probe reports against `unseen`. Guided completion's test is paired within the
-partition and takes no reference: its own p-value is printed as is, on `unseen` too (where it
-should not fire). Per probe and exposure level, against `unseen`:
+p-value each probe reports against `unseen`. Guided completion prompts the reference's items
+naming the tested partition's split, so its reference run asks the model for those guided
+completions (untimed; the general ones are cached). Per probe and exposure level, against `unseen`:
 
     AUROC, TPR@5%FPR   instance level, the probe's item score (contam.stats)
-    p                  the partition statistic (Wilcoxon paired / Fisher exact / Mann-Whitney U)
+    p                  the partition statistic (Fisher exact / Mann-Whitney U)
     wall               the probe's run on that partition, uncached
     requests           requests the runner sent to the backend (runner stats)
     bare               a bare httpx client (bench/_common.py, as bench/backends.py's) sending the
@@ -150,7 +150,7 @@ class Row:
     p_value: float | None = None
     test: str = ""
     error: str | None = None
-    ref_calls: int = 0  # model calls the untimed reference run needed (0 expected)
+    ref_calls: int = 0  # model calls the untimed reference run needed (0 expected but for guided)
 
 
 async def timed_run(
@@ -229,10 +229,6 @@ async def measure(
             row = by_part[part_name]
             if row.result is None or row.result.skipped:
                 continue
-            if probe.name == "guided":  # paired within the partition: its own p-value, no reference
-                st = row.result.statistic
-                row.p_value, row.test = (st.p_value if st else None), "wilcoxon paired"
-                continue
             runner = Runner(client, keep, concurrency=RUNNER_CONCURRENCY)
             ctx = ProbeContext(benchmark=benchmark, reference=parts["unseen"], seed=seed)
             try:
@@ -246,9 +242,6 @@ async def measure(
             row.test = {"fisher_exact": "fisher vs unseen", "mann_whitney_u": "MWU vs unseen"}.get(
                 st.name if st else "", st.name if st else "none"
             )
-        unseen = by_part["unseen"]
-        if probe.name == "guided" and unseen.result is not None and unseen.result.statistic is not None:
-            unseen.p_value, unseen.test = unseen.result.statistic.p_value, "wilcoxon paired"
     return rows
 
 
@@ -337,7 +330,9 @@ def quality_table(rows: Sequence[Row]) -> str:
         if row.error:
             lines.append(f"{'':<25}  {row.error[:400]}")
         if row.ref_calls:
-            lines.append(f"{'':<25}  note: the reference run made {row.ref_calls} model calls (expected 0)")
+            guided = row.result is not None and row.result.probe == "guided"
+            why = "the reference's guided completions naming this split" if guided else "expected 0"
+            lines.append(f"{'':<25}  note: the reference run made {row.ref_calls} model calls ({why})")
     return "\n".join(lines)
 
 

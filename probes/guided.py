@@ -21,7 +21,8 @@ generation only, so it runs on chat-only APIs.
   snli, rte, ... / xsum, cnn, samsum, ...); `qa` when most items have a prompt and a reference;
   else `classification`, the paper's single-instance template, which names the label when the item
   has one and reads as a generic "instance" template when not.
-- **Requests.** Greedy; guided and general requests of every item go to the runner in one call.
+- **Requests.** Greedy; guided and general requests of every item (the reference's too) go to
+  the runner in one call.
   `max_tokens` unset: 3 tokens per whitespace-delimited word of the continuation plus 32 (a chat
   model's preamble, a tokenizer's split of code), at most `max_tokens_cap`. Completion-form requests
   stop at a blank line (`\\n\\n\\n` for code) and at a new `Dataset:` header, each unless the
@@ -40,13 +41,34 @@ generation only, so it runs on chat-only APIs.
   the item detail beside the matcher's (`judge`, None when its answer opens with none of exact,
   near-exact, no; `judge_answer` the answer). The judge is asked in chat form when it is chat-only,
   else by a completion prompt ending in `Answer:`, stopped at a newline; greedy, 8 tokens.
-- **Partition.** A paired one-sided Wilcoxon signed-rank test of guided minus general ROUGE-L
-  (`contam.stats.paired_greater`), effect the rank-biserial correlation; no reference partition is
-  needed (one given is ignored, with a note). The paper's rule (contaminated with at least 1 exact
-  or 2 near-exact guided completions) is reported beside it, in the notes and in
-  `params["paper_rule"]` = `{"counts": {label: n}, "contaminated": bool}` (`paper_rule_judge` from
-  the judge's labels). The paper applies it to 10 instances; on more, more chances make it flag more
-  easily, and it has no stated error rate, unlike the paired test.
+- **Partition, with a reference** (`ctx.reference`, a partition the model cannot have seen): the
+  reference's items are cut, prompted, completed and scored exactly as the tested items, in the same
+  call, and the partition's item scores are tested against theirs as the likelihood probes' are: a
+  one-sided Mann-Whitney U, effect the AUROC with a bootstrap CI (`contam.stats.compare_to_reference`;
+  the reference's scores in `reference_items`). The test compares guided - general gains, so a model
+  that does better under the guided prompt on every item alike (it knows the dataset's style, or
+  follows the instruction better) gains on the reference as much and is not flagged; only what the
+  model does for the tested items alone is. Exactly the same treatment includes the prompt: the
+  reference's items are named as the tested partition is, same dataset, same split name (the tested
+  partition's), same task, form and templates. Naming the reference's own split instead would make
+  the two prompts differ by more than membership: a model that answers `Split: test` differently
+  from `Split: unseen` (or from a file reference's `reference:NAME`, which names no published split
+  at all) would shift the reference's scores for a reason that is not membership, and the test
+  would read that shift as contamination or hide it. The cost: the reference's guided requests
+  depend on the tested partition, so each tested partition pays for its own (its general requests
+  are shared through the call cache).
+- **Partition, without a reference** (or with the partition itself as reference): no test. The
+  paired one-sided Wilcoxon signed-rank test of guided over general ROUGE-L
+  (`contam.stats.paired_greater`, in `params["paired_wilcoxon"]` and a note) assumes guided - general
+  is symmetric about zero on unseen items, which a model that knows the dataset's style breaks
+  without having seen an item; its null is not measured, so it is reported as a description, and
+  `statistic` is None with a note saying why (the verdict engine then has no test from this probe).
+- **The paper's rule** (contaminated with at least 1 exact or 2 near-exact guided completions) is
+  reported beside them, in the notes and in `params["paper_rule"]` =
+  `{"counts": {label: n}, "contaminated": bool}` (`paper_rule_judge` from the judge's labels,
+  `paper_rule_reference` on the reference's items, where it should not fire). The paper applies it
+  to 10 instances; on more, more chances make it flag more easily, and it has no stated error rate:
+  it never decides a verdict here.
 """
 
 from __future__ import annotations
@@ -66,7 +88,7 @@ from contam.probe import Probe, ProbeContext, ProbeParams, scales
 from contam.registry import register_probe
 from contam.resolve import ModelRef
 from contam.results import ItemScore, ProbeResult, UnscoredItem
-from contam.stats import mean_ci, paired_greater
+from contam.stats import compare_to_reference, mean_ci, paired_greater
 from contam.types import Item, Partition
 from probes._generation import (
     Form,
@@ -322,6 +344,11 @@ def rule_note(counts: Mapping[str, int], contaminated: bool, *, by: str) -> str:
     )
 
 
+def _unscored(unscored: Sequence[UnscoredItem], total: int, effect: str, of: str = "") -> str:
+    reasons = "; ".join(sorted({u.reason for u in unscored}))
+    return f"{len(unscored)} of {total} {of}items could not be scored, {effect}: {reasons}"
+
+
 # -- the judge -------------------------------------------------------------------------------------
 
 _JUDGE_INSTRUCTION = (
@@ -419,19 +446,14 @@ class GuidedProbe(Probe):
         candidates = ("\n\n\n", "\n# Dataset:") if task == "code" else ("\n\n", "\nDataset:")
         return tuple(s for s in candidates if s not in continuation)
 
-    async def run(self, partition: Partition, model: ModelClient, ctx: ProbeContext) -> ProbeResult:
-        p = self.params
-        form, why = resolve_form(p.form, model.capabilities)
-        if form is None:
-            return self.skipped(partition, f"{why} (guided.form={p.form})")
-        task = resolve_task(p.task, ctx.benchmark, partition.items)
-        user = self.user_templates(ctx)
-        templates = user.over(BUILTIN[task]) if user is not None else BUILTIN[task]
-        dataset = p.dataset or DISPLAY_NAMES.get(ctx.benchmark, ctx.benchmark)
+    def _plan(
+        self, items: Sequence[Item], form: Form, task: Task, seed: int
+    ) -> tuple[list[_Plan], list[UnscoredItem]]:
+        """Each item's cut and request settings, or why it cannot be scored."""
         plans: list[_Plan] = []
         unscored: list[UnscoredItem] = []
-        for item in partition.items:
-            split = split_item(item, ctx.seed, code=task == "code")
+        for item in items:
+            split = split_item(item, seed, code=task == "code")
             if split is None or not words(split.continuation):
                 reason = TOO_SHORT if split is None else NO_WORDS
                 unscored.append(UnscoredItem(id=item.id, reason=reason, detail={}))
@@ -441,23 +463,39 @@ class GuidedProbe(Probe):
                 "stop": self.stops(form, task, split.continuation),
             }
             plans.append(_Plan(item, split, shared))
+        return plans, unscored
+
+    async def run(self, partition: Partition, model: ModelClient, ctx: ProbeContext) -> ProbeResult:
+        p = self.params
+        form, why = resolve_form(p.form, model.capabilities)
+        if form is None:
+            return self.skipped(partition, f"{why} (guided.form={p.form})")
+        task = resolve_task(p.task, ctx.benchmark, partition.items)
+        user = self.user_templates(ctx)
+        templates = user.over(BUILTIN[task]) if user is not None else BUILTIN[task]
+        dataset = p.dataset or DISPLAY_NAMES.get(ctx.benchmark, ctx.benchmark)
+        ref = ctx.reference if ctx.reference is not None and ctx.reference.name != partition.name else None
+        plans, unscored = self._plan(partition.items, form, task, ctx.seed)
+        ref_plans, ref_unscored = self._plan(ref.items, form, task, ctx.seed) if ref else ([], [])
         requests: list[GenerateRequest] = []
-        for plan in plans:
+        for plan in (*plans, *ref_plans):
             for kind in ("guided", "general"):
                 text = render(
                     templates.get(kind, form),
                     dataset=dataset,
-                    split=partition.name,
+                    split=partition.name,  # the reference's items too: see the module docstring
                     label=plan.item.label,
                     first_piece=plan.split.first_piece,
                 )
                 requests.append(generate_request(form, text, **plan.request))
+        # One call for both partitions, so the runner batches them together.
         results = await model.generate(requests) if requests else []
         completions = [r.completions[0].text if r.completions else "" for r in results]
-        items = [
+        scored = [
             self._score(plan, completions[2 * i], completions[2 * i + 1], form)
-            for i, plan in enumerate(plans)
+            for i, plan in enumerate((*plans, *ref_plans))
         ]
+        items, ref_items = scored[: len(plans)], scored[len(plans) :]
         params: dict[str, Any] = {
             **self.param_dict(),
             "task_used": task,
@@ -473,9 +511,21 @@ class GuidedProbe(Probe):
             "scores compare each completion's first n + max(2, n/10) words with the n-word true "
             "continuation"
         ]
+        if ref is not None:
+            notes.append(
+                f"the reference {ref.name!r}'s items are cut, prompted (naming split {partition.name!r}, "
+                "as the tested items are) and scored exactly as the tested items, so membership is "
+                "the only difference between the two"
+            )
         counts, contaminated = partition_summary([s.detail["match"] for s in items])
         params["paper_rule"] = {"counts": counts, "contaminated": contaminated}
         notes.append(rule_note(counts, contaminated, by="matcher"))
+        if ref is not None:
+            ref_counts, ref_contaminated = partition_summary([s.detail["match"] for s in ref_items])
+            params["paper_rule_reference"] = {"counts": ref_counts, "contaminated": ref_contaminated}
+            notes.append(
+                rule_note(ref_counts, ref_contaminated, by=f"matcher, on the reference {ref.name!r}")
+            )
         if p.judge and items:
             async with ctx.resolver.model(p.judge, field="guided.judge") as judge:
                 items = await self._judged(items, plans, judge)
@@ -489,34 +539,53 @@ class GuidedProbe(Probe):
         if len(items) > 10:
             notes.append(
                 "the paper applies its rule to 10 instances; on more, it flags more easily and has no "
-                "stated error rate: the paired test is the one with a p-value"
+                "stated error rate: only the test against a reference has a p-value"
             )
-        if unscored:
-            reasons = sorted({u.reason for u in unscored})
-            notes.append(
-                f"{len(unscored)} of {len(partition.items)} items could not be scored, excluded from the "
-                f"mean and the test: {'; '.join(reasons)}"
-            )
-        if ctx.reference is not None:
-            notes.append(
-                f"reference partition {ctx.reference.name!r} ignored: the test is paired, guided against "
-                "general completion of the same items"
-            )
-        values = [s.score for s in items]
-        statistic = None
-        mean, interval = mean_ci(values) if values else (None, None)
         if items:
-            statistic = paired_greater(
+            paired = paired_greater(
                 [s.detail["guided_rouge_l"] for s in items], [s.detail["general_rouge_l"] for s in items]
             )
+            params["paired_wilcoxon"] = paired.model_dump(mode="json")
+            notes.append(
+                f"paired Wilcoxon signed-rank of guided over general ROUGE-L (descriptive, not the test): "
+                f"rank-biserial r {paired.effect:.2f}, p = {paired.p_value:.3g} (n {paired.n}); its "
+                "null, that guided - general is symmetric about zero on unseen items, fails for a model "
+                "that knows the dataset's style without having seen these items"
+            )
+        if unscored:
+            notes.append(_unscored(unscored, len(partition.items), "excluded from the mean and the test"))
+        if ref_unscored and ref is not None:
+            notes.append(
+                _unscored(ref_unscored, len(ref.items), "excluded from the test", of=f"{ref.name!r} ")
+            )
+        values = [s.score for s in items]
+        mean, interval = mean_ci(values) if values else (None, None)
+        statistic = None
+        if ctx.reference is None:
+            notes.append(
+                "no reference partition given: scores reported, no test was possible (the paired "
+                "test's null, guided - general symmetric about zero on unseen items, is not calibrated: "
+                "a model that knows the dataset's style scores higher under the guided prompt without "
+                "having seen the items; give a reference of unseen items)"
+            )
+        elif ref is None:
+            notes.append(
+                f"the reference partition is {partition.name!r} itself: scores reported, no test was possible"
+            )
+        elif values and ref_items:
+            statistic = compare_to_reference(
+                values, [s.score for s in ref_items], reference_name=ref.name, seed=ctx.seed
+            )
         else:
-            notes.append(f"no scorable item in {partition.name!r}: no test was possible")
+            empty = partition.name if not values else ref.name
+            notes.append(f"no scorable item in {empty!r}: no test was possible")
         return ProbeResult(
             probe=self.name,
             partition=partition.name,
             params=params,
             items=tuple(items),
             unscored=tuple(unscored),
+            reference_items=tuple(ref_items),
             mean=mean,
             mean_ci=interval,
             statistic=statistic,

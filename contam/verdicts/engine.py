@@ -15,7 +15,7 @@ Rules, in order
    reference-based probe is set aside (``used=False``): the reference is not a fair control, and any
    likelihood probe would separate the two with no contamination at all. Only what depends on the
    reference is set aside: the verdict is inconclusive unless the reference-free evidence left
-   (exchangeability, guided completion) passes rule 4, or the corpus evidence, which needs no
+   (exchangeability) passes rule 4, or the corpus evidence, which needs no
    reference, decides (rules 1 and 7).
 3. Combination. The used probes' p-values are combined (``combination``: Bonferroni on the smallest,
    Holm's first step, by default; or the Cauchy combination of Liu & Xie 2020; both valid under any

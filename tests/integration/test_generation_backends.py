@@ -91,6 +91,10 @@ def test_greedy_probes_agree_item_by_item(
     assert ours.items, f"{name}: no item was scored"
     assert [(s.id, s.score) for s in ours.items] == [(s.id, s.score) for s in theirs.items]
     assert [(u.id, u.reason) for u in ours.unscored] == [(u.id, u.reason) for u in theirs.unscored]
+    # guided scores the reference's items too, and tests against them
+    assert [(s.id, s.score) for s in ours.reference_items] == [
+        (s.id, s.score) for s in theirs.reference_items
+    ]
     assert ours.statistic is not None and theirs.statistic is not None
     assert ours.statistic.p_value == pytest.approx(theirs.statistic.p_value)
 

@@ -1,5 +1,6 @@
 """Guided vs general completion on the scripted mock backend: the cut, the prompts, the forms, the
-user's templates, the paired test, the paper's rule, the judge, caching and the CLI."""
+user's templates, the test against a reference (and none without one), the paper's rule, the judge,
+caching and the CLI."""
 
 from __future__ import annotations
 
@@ -56,12 +57,15 @@ def sentence(rng: random.Random, n: int) -> str:
     return " ".join(rng.choice(VOCAB) for _ in range(n)).capitalize() + "."
 
 
-def prose_items(name: str, n: int, *, seed: int = 1, label: str | None = None) -> Partition:
-    """Items of three sentences of distinct random words (so no item's piece is another's)."""
+def prose_items(
+    name: str, n: int, *, seed: int = 1, label: str | None = None, length: int | None = None
+) -> Partition:
+    """Items of three sentences of distinct random words (so no item's piece is another's), each of
+    6-12 words, or of `length` words."""
     rng = random.Random(f"{seed}:{name}")
     items = []
     for i in range(n):
-        text = " ".join(sentence(rng, rng.randint(6, 12)) for _ in range(3))
+        text = " ".join(sentence(rng, length or rng.randint(6, 12)) for _ in range(3))
         items.append(Item(id=f"{name}-{i}", partition=name, text=text, label=label))
     return Partition(name, tuple(items))
 
@@ -453,26 +457,45 @@ def test_compared_head_keeps_the_continuation_plus_a_little_slack() -> None:
     assert words(compared_head("a b c d e f", "one two")) == ["a", "b", "c", "d"]
 
 
-# -- the partition: paired test and the paper's rule -------------------------------------------------
+# -- the partition: the test against a reference, the paired description, the paper's rule ---------
 
 
-def test_memorising_model_is_detected_by_the_paired_test() -> None:
-    part = prose_items("test", 16)
+def halved(corpus: Sequence[str]) -> Callable[[GenerateRequest], GenerateResult]:
+    """A model that knows the dataset's style, not its items: under the guided prompt it gets the
+    first half of every continuation right, seen or not; under the general prompt, nothing."""
+
+    def generate(request: GenerateRequest) -> GenerateResult:
+        prompt = content(request)
+        found = continuation_of(prompt, corpus) if names_dataset(prompt) else None
+        if found is None:
+            return reply(" the quick brown fox jumps over a lazy dog")
+        half = found.split()
+        return reply(" " + " ".join(half[: max(1, len(half) // 2)]))
+
+    return generate
+
+
+def test_memorising_model_is_detected_against_the_reference() -> None:
+    part, ref = prose_items("test", 16), prose_items("ref", 16)
     model = MockModel(generate_fn=scripted([i.text for i in part.items], when=names_dataset))
     for form in FORMS:
-        result = run(probe(form=form), part, model)
+        result = run(probe(form=form), part, model, reference=ref)
         st = result.statistic
-        assert st is not None and st.name == "wilcoxon_signed_rank" and st.n == 16
+        assert st is not None and st.name == "mann_whitney_u" and st.reference == "ref"
+        assert st.n == 16 and st.n_reference == 16 and len(result.reference_items) == 16
         assert st.p_value is not None and st.p_value < 0.01 and st.effect == pytest.approx(1.0)
         assert all(s.detail["match"] == "exact" and s.detail["general_match"] == "none" for s in result.items)
         assert all(s.detail["guided_rouge_l"] == 1.0 and s.detail["guided_edit"] == 1.0 for s in result.items)
         assert all(
             s.score == s.detail["guided_rouge_l"] - s.detail["general_rouge_l"] > 0.5 for s in result.items
         )
+        assert all(s.detail["match"] == "none" for s in result.reference_items)
         assert result.params["paper_rule"] == {
             "counts": {"exact": 16, "near_exact": 0, "none": 0},
             "contaminated": True,
         }
+        assert result.params["paper_rule_reference"]["contaminated"] is False
+        assert result.params["paired_wilcoxon"]["effect"] == pytest.approx(1.0)
         assert any(
             n.startswith("paper's rule (matcher): contaminated (16 exact, 0 near-exact of 16")
             for n in result.notes
@@ -481,10 +504,60 @@ def test_memorising_model_is_detected_by_the_paired_test() -> None:
         assert any("applies its rule to 10 instances" in n for n in result.notes)
 
 
-def test_non_memorising_model_is_not_detected() -> None:
+def test_a_model_that_knows_the_style_is_not_flagged_against_a_reference_treated_alike() -> None:
+    """Guided helps this model on every item, seen or not: the old paired test called that
+    significant; against a reference scored the same way it is no evidence."""
+    # 3 x 8 words: every cut is after the second sentence, so every item gains 2/3 ROUGE-L.
+    part, ref = prose_items("test", 16, length=8), prose_items("ref", 16, length=8)
+    model = MockModel(generate_fn=halved([i.text for i in (*part.items, *ref.items)]))
+    result = run(probe(form="chat"), part, model, reference=ref)
+    assert {round(s.score, 6) for s in (*result.items, *result.reference_items)} == {round(2 / 3, 6)}
+    st = result.statistic
+    assert st is not None and st.name == "mann_whitney_u" and st.reference == "ref"
+    assert st.p_value == 1.0 and st.effect == 0.5
+    paired = result.params["paired_wilcoxon"]  # what the probe used to decide by
+    assert paired["name"] == "wilcoxon_signed_rank" and paired["p_value"] < 1e-3
+    assert any("paired Wilcoxon signed-rank" in n and "not the test" in n for n in result.notes)
+
+
+def test_the_reference_is_prompted_as_the_tested_partition_is() -> None:
+    part, ref = prose_items("test", 3), prose_items("reference:other", 3)
+    for form in FORMS:
+        model = MockModel(chat_only=form == "chat")
+        result = run(probe(form=form), part, model, reference=ref)
+        prompts = [content(GenerateRequest.model_validate_json(r)) for _, r in model.calls]
+        guided = [q for q in prompts if "Demo" in q]
+        assert len(prompts) == 12 and len(guided) == 6
+        assert all("test" in q and "reference:other" not in q for q in guided)
+        for piece in (split_item(i, 0) for i in ref.items):
+            assert piece is not None and sum(piece.first_piece in q for q in guided) == 1
+        assert [s.id for s in result.reference_items] == list(ref.ids)
+        assert any("naming split 'test', as the tested items are" in n for n in result.notes)
+
+
+def test_without_a_reference_no_p_value_is_given_and_the_note_says_why() -> None:
     part = prose_items("test", 16)
+    model = MockModel(generate_fn=scripted([i.text for i in part.items], when=names_dataset))
+    result = run(probe(), part, model)
+    assert result.statistic is None and result.reference_items == ()
+    assert result.params["paired_wilcoxon"]["p_value"] < 0.01  # described, not used
+    assert result.params["paper_rule"]["contaminated"] is True
+    (why,) = [n for n in result.notes if n.startswith("no reference partition given")]
+    assert "no test was possible" in why and "symmetric about zero" in why and "style" in why
+
+
+def test_the_partition_itself_as_reference_gives_no_test() -> None:
+    part = prose_items("test", 4)
+    model = MockModel()
+    result = run(probe(), part, model, reference=part)
+    assert result.statistic is None and result.reference_items == () and len(model.calls) == 8
+    assert any("is 'test' itself: scores reported, no test was possible" in n for n in result.notes)
+
+
+def test_non_memorising_model_is_not_detected() -> None:
+    part, ref = prose_items("test", 16), prose_items("ref", 16)
     model = MockModel(generate_fn=scripted([i.text for i in part.items], when=lambda _: False))
-    result = run(probe(form="chat"), part, model)
+    result = run(probe(form="chat"), part, model, reference=ref)
     st = result.statistic
     assert st is not None and st.p_value is not None and st.p_value >= 0.05
     assert result.params["paper_rule"]["contaminated"] is False
@@ -492,17 +565,21 @@ def test_non_memorising_model_is_not_detected() -> None:
         "paper's rule (matcher): not contaminated (0 exact, 0 near-exact of 16" in n for n in result.notes
     )
     default = run(probe(), part, MockModel())  # the mock's own random words
-    assert default.statistic is not None and default.statistic.p_value == 1.0
+    assert default.statistic is None and default.params["paired_wilcoxon"]["p_value"] == 1.0
 
 
-def test_a_model_that_completes_either_way_is_no_evidence_for_the_paired_test() -> None:
-    """The paper's rule flags a partition the model can continue without being told its name; the
-    paired test does not, which is why it is the one with a p-value."""
-    part = prose_items("test", 12)
-    model = MockModel(generate_fn=scripted([i.text for i in part.items], when=lambda _: True))
-    result = run(probe(form="chat"), part, model)
-    assert result.statistic is not None and result.statistic.p_value == 1.0
+def test_a_model_that_completes_either_way_is_no_evidence() -> None:
+    """The paper's rule flags a partition the model can continue without being told its name, and
+    on a reference it continues as well; the test against that reference does not."""
+    part, ref = prose_items("test", 12), prose_items("ref", 12)
+    corpus = [i.text for i in (*part.items, *ref.items)]
+    result = run(
+        probe(form="chat"), part, MockModel(generate_fn=scripted(corpus, when=lambda _: True)), reference=ref
+    )
+    assert result.statistic is not None and result.statistic.p_value is not None
+    assert result.statistic.p_value == 1.0 and result.params["paired_wilcoxon"]["p_value"] == 1.0
     assert result.params["paper_rule"]["contaminated"] is True
+    assert result.params["paper_rule_reference"]["contaminated"] is True
 
 
 def test_paper_rule_and_partition_summary() -> None:
@@ -520,18 +597,16 @@ def test_unscorable_items_are_listed_and_left_out() -> None:
     items = (*prose_items("test", 3).items, Item(id="one", partition="test", text="alone"))
     items += (Item(id="dots", partition="test", text="Words here then. ... ... ..."),)
     part = Partition("test", items)
-    result = run(probe(), part, MockModel())
+    ref = Partition("ref", (*prose_items("ref", 3).items, Item(id="r1", partition="ref", text="alone")))
+    result = run(probe(), part, MockModel(), reference=ref)
     assert {u.id: u.reason for u in result.unscored} == {"one": TOO_SHORT, "dots": NO_WORDS}
     assert result.statistic is not None and result.statistic.n == 3 and len(result.items) == 3
+    assert result.statistic.n_reference == 3 and len(result.reference_items) == 3
     assert any("2 of 5 items could not be scored" in n for n in result.notes)
-    nothing = run(probe(), Partition("test", (Item(id="one", partition="test", text="alone"),)), MockModel())
-    assert nothing.statistic is None and any("no test was possible" in n for n in nothing.notes)
-
-
-def test_a_reference_partition_is_ignored_with_a_note() -> None:
-    result = run(probe(), prose_items("test", 3), MockModel(), reference=prose_items("train", 3))
-    assert result.statistic is not None and result.statistic.reference is None
-    assert any("reference partition 'train' ignored" in n for n in result.notes)
+    assert any("1 of 4 'ref' items could not be scored, excluded from the test" in n for n in result.notes)
+    lone = Partition("test", (Item(id="one", partition="test", text="alone"),))
+    nothing = run(probe(), lone, MockModel(), reference=ref)
+    assert nothing.statistic is None and any("no scorable item in 'test'" in n for n in nothing.notes)
 
 
 def test_item_detail_records_the_cut_and_both_completions() -> None:
@@ -564,6 +639,8 @@ def test_one_generate_call_and_a_second_run_makes_no_new_calls() -> None:
     model = Counting(generate_fn=scripted([i.text for i in part.items], when=names_dataset))
     first = run(probe(), part, model)
     assert Counting.invocations == 1 and len(model.calls) == 20
+    run(probe(), part, model, reference=prose_items("ref", 5))  # the reference's in the same call
+    assert Counting.invocations == 2 and len(model.calls) == 50
 
     cache = CallCache(None)
     runner = Runner(model, cache, batch_size=64)
@@ -679,8 +756,10 @@ def test_cli_scan_chat_form(cli_run, tmp_path: Path) -> None:
     assert {p.partition for p in report.probes} == {"suspect", "unseen"}
     for p in report.probes:
         assert p.probe == "guided" and p.params["form_used"] == "chat" and len(p.items) == 12
-        assert p.statistic is not None and p.statistic.p_value == 1.0
+        assert p.statistic is None and p.params["paired_wilcoxon"]["p_value"] == 1.0  # no reference
         assert p.params["dataset_named"] == "b" and p.params["paper_rule"]["contaminated"] is False
+    assert report.verdicts is not None
+    assert {v.rule_id for v in report.verdicts.partitions} == {"nothing_testable"}
 
 
 def test_cli_scan_detects_a_partition_memorised_with_its_dump_header(cli_run, tmp_path: Path) -> None:
@@ -702,17 +781,23 @@ def test_cli_scan_detects_a_partition_memorised_with_its_dump_header(cli_run, tm
         "guided.dataset=Demo",
         "--param",
         "guided.form=completion",
+        "--reference",
+        "unseen",
         "--out",
         str(out),
         "--quiet",
     )
     assert result.exit_code == 0, result.output
-    by = {p.partition: p for p in ScanReport.read(out).probes}
-    suspect, unseen = by["suspect"].statistic, by["unseen"].statistic
-    assert suspect is not None and suspect.p_value is not None and suspect.p_value < 0.01
-    assert unseen is not None and unseen.p_value == 1.0
-    assert by["suspect"].params["paper_rule"]["counts"]["exact"] == 12
-    assert by["unseen"].params["paper_rule"]["contaminated"] is False
+    report = ScanReport.read(out)
+    (guided,) = report.probes
+    st = guided.statistic
+    assert guided.partition == "suspect" and len(guided.reference_items) == 12
+    assert st is not None and st.reference == "unseen" and st.p_value is not None and st.p_value < 0.01
+    assert guided.params["paper_rule"]["counts"]["exact"] == 12
+    assert guided.params["paper_rule_reference"]["contaminated"] is False
+    assert report.verdicts is not None
+    (verdict,) = report.verdicts.partitions
+    assert verdict.verdict == "contaminated", verdict
 
 
 def test_every_kind_and_form_is_a_builtin() -> None:
