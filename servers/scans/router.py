@@ -8,6 +8,7 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from servers.auth import Caller
+from servers.gcpause import gc_paused
 from servers.problems import problem_responses
 from servers.scans.body import ndjson_parameters, read_scan_request, scan_request_body
 from servers.scans.schemas import Accepted, ScanList, ScanStatus
@@ -48,8 +49,9 @@ async def submit(
     request: Request, response: Response, caller: Caller, idempotency_key: IdempotencyKey = None
 ) -> Accepted:
     state = state_of(request)
-    scan = await read_scan_request(request, state.scans)
-    accepted = await run_in_threadpool(state.scans.submit, caller.owner, scan, idempotency_key)
+    with gc_paused():  # an upload's many small objects hold no cycles (servers.gcpause)
+        scan = await read_scan_request(request, state.scans)
+        accepted = await run_in_threadpool(state.scans.submit, caller.owner, scan, idempotency_key)
     response.headers["Location"] = accepted.status_url
     if not accepted.created:
         response.status_code = 200  # the job of a retried submit, already there

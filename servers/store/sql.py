@@ -41,13 +41,15 @@ def _dt0(value: float) -> datetime:
     return datetime.fromtimestamp(float(value), UTC)
 
 
-def _job(row: Sequence[Any]) -> JobRecord:
+def _job(row: Sequence[Any], request: dict[str, Any] | None = None) -> JobRecord:
+    """The job a row holds; `request` is its stored request when the caller has it already (a
+    job just inserted), so megabytes of uploaded items are not parsed back (issue 20)."""
     return JobRecord(
         id=row[0],
         owner=row[1],
         kind=row[2],
         status=JobStatus(row[3]),
-        request=json.loads(row[4]),
+        request=json.loads(row[4]) if request is None else request,
         idempotency_key=row[5],
         created_at=_dt0(row[6]),
         updated_at=_dt0(row[7]),
@@ -164,18 +166,19 @@ class SQLStore:
     ) -> tuple[JobRecord, bool]:
         text = request_json if request_json is not None else json.dumps(request, ensure_ascii=False)
         try:
-            return self._create_job(owner, kind, text, idempotency_key, max_active)
+            return self._create_job(owner, kind, text, request, idempotency_key, max_active)
         except Exception as exc:
             # Two submits with one idempotency key raced; the other insert won: return its job.
             if idempotency_key is None or not self._is_unique_violation(exc):
                 raise
-            return self._create_job(owner, kind, text, idempotency_key, max_active)
+            return self._create_job(owner, kind, text, request, idempotency_key, max_active)
 
     def _create_job(
         self,
         owner: str,
         kind: JobKind,
         request_json: str,
+        request: dict[str, Any],
         idempotency_key: str | None,
         max_active: int | None,
     ) -> tuple[JobRecord, bool]:
@@ -205,7 +208,7 @@ class SQLStore:
                 f"VALUES (?, ?, ?, 'queued', ?, ?, {{now}}, {{now}}) RETURNING {_JOB_COLUMNS}",
                 (job_id, owner, kind, request_json, idempotency_key),
             ).fetchone()
-        return _job(row), True
+        return _job(row, request), True
 
     def get_job(self, job_id: str, owner: str) -> JobRecord | None:
         with self._read() as cur:
