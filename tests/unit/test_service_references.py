@@ -158,6 +158,19 @@ def test_every_door_refuses_unregistered_references(
             data={"request": json.dumps(options)},
         )
         assert_refused(multipart, field)
+        ((key, value),) = params.items()
+        jsonl = c.post(
+            "/v1/scans",
+            headers={**h, "Content-Type": "application/x-ndjson"},
+            params={
+                "model": "mock",
+                "reference": "unseen",
+                "probe": probe,
+                "param": f"{probe}.{key}={value}",
+            },
+            content=lines,
+        )
+        assert_refused(jsonl, field)
     assert store.list_jobs("mallory", 100)[0] == [], "nothing was queued"
     assert listener.heard == [], "the service called out"
     assert not (tmp_path / "dropped.log").exists(), "a file was written where a client said"
