@@ -8,10 +8,9 @@ A worker runs each job with `compute` in a process of its own (`servers.jobproc`
 into a `JobProgress` that a thread of that process reports, and the worker's heartbeat (lease,
 progress, cancel) keeps its own schedule in the worker, whatever the job does with the CPU. A job
 stopped there (cancel, lease lost, the worker stopping, `worker.max_job_s`) has its process ended;
-the calls it completed are in the cache already. `execute` runs a job in the caller's thread
-instead, reporting through a callback every `interval` seconds from the job's own event loop (a
-False answer cancels the job's task and raises `JobStopped`); it serves tests and tools that want
-no process, and its reports wait while the job computes.
+the calls it completed are in the cache already. Called directly, `compute` runs a job in the
+caller's thread (tests read its `JobProgress` afterwards); there is no heartbeat in the job's own
+event loop, since one there waits whenever the job computes.
 
 Progress: `calls_*` are the runner's requests (planned and answered, cached ones included);
 for a scan, `items_*` count (probe, item) pairs of the tested partitions, done when the probe has
@@ -36,12 +35,7 @@ from contam.types import Partition
 from servers.settings import ServerSettings
 from servers.store.base import JobRecord, Progress
 
-ReportFn = Callable[[Progress], bool]
 log = logging.getLogger("contam.service.jobs")
-
-
-class JobStopped(Exception):
-    """The progress callback said stop: the job's task was cancelled (its cached calls stay)."""
 
 
 class JobProgress:
@@ -80,34 +74,6 @@ def compute(job: JobRecord, settings: ServerSettings, progress: JobProgress) -> 
     """Run `job` to its result JSON in a fresh event loop, counting into `progress` (a job
     process's entry: whoever reads `progress` does so from another thread)."""
     return asyncio.run(_dispatch(job, settings, progress))
-
-
-def execute(
-    job: JobRecord, settings: ServerSettings, report: ReportFn, *, interval: float | None = None
-) -> str:
-    """Run `job` to its result JSON in a fresh event loop of the calling thread (no process)."""
-    return asyncio.run(run_job(job, settings, report, interval=interval))
-
-
-async def run_job(
-    job: JobRecord, settings: ServerSettings, report: ReportFn, *, interval: float | None = None
-) -> str:
-    every = interval if interval is not None else settings.worker.heartbeat_interval
-    progress = JobProgress()
-    work = asyncio.create_task(_dispatch(job, settings, progress))
-    while True:
-        done, _ = await asyncio.wait({work}, timeout=every)
-        if done:
-            break
-        # The store call blocks: off the loop, so the job's model calls go on meanwhile.
-        if not await asyncio.to_thread(report, progress.snapshot()):
-            work.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await work
-            raise JobStopped(job.id)
-    result = work.result()  # the job's own error, if any, is raised here
-    await asyncio.to_thread(report, progress.snapshot())  # the final counts, for the status
-    return result
 
 
 async def _dispatch(job: JobRecord, settings: ServerSettings, progress: JobProgress) -> str:

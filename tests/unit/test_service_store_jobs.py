@@ -90,19 +90,19 @@ def status_of(store: SQLStore, job_id: str) -> JobStatus:
     return job.status
 
 
-# -- execute -----------------------------------------------------------------------------------
+# -- compute -----------------------------------------------------------------------------------
 
 
 def test_a_scan_job_gives_a_report_with_verdicts_and_progress(store: SQLStore, tmp_path: Path) -> None:
     settings = settings_for(tmp_path)
     job, _ = store.create_job("alice", "scan", scan_request(6))
-    seen: list[Progress] = []
-    result = jobs.execute(job, settings, lambda p: seen.append(p) or True, interval=0.05)
+    progress = jobs.JobProgress()
+    result = jobs.compute(job, settings, progress)
     report = ScanReport.model_validate_json(result)
     assert report.model.spec == "mock"  # the registered name: never a server path or URL
     assert [p.partition for p in report.probes] == ["test"]
     assert report.verdicts is not None and [v.partition for v in report.verdicts.partitions] == ["test"]
-    final = seen[-1]
+    final = progress.snapshot()
     assert final.items_total == 6 and final.items_done == 6
     assert final.calls_total == final.calls_done == report.run.requests > 0
 
@@ -110,8 +110,8 @@ def test_a_scan_job_gives_a_report_with_verdicts_and_progress(store: SQLStore, t
 def test_the_job_report_equals_the_library_scan(store: SQLStore, tmp_path: Path) -> None:
     settings = settings_for(tmp_path)
     job, _ = store.create_job("alice", "scan", scan_request(4))
-    first = ScanReport.model_validate_json(jobs.execute(job, settings, lambda p: True))
-    again = ScanReport.model_validate_json(jobs.execute(job, settings, lambda p: True))
+    first = ScanReport.model_validate_json(jobs.compute(job, settings, jobs.JobProgress()))
+    again = ScanReport.model_validate_json(jobs.compute(job, settings, jobs.JobProgress()))
     assert again.run.model_calls == 0 and again.run.cache_hits == first.run.requests  # all from the cache
     assert again.probes == first.probes and again.verdicts == first.verdicts
 
@@ -119,8 +119,8 @@ def test_the_job_report_equals_the_library_scan(store: SQLStore, tmp_path: Path)
 def test_the_call_cache_can_live_in_the_store(store: SQLStore, tmp_path: Path) -> None:
     settings = settings_for(tmp_path).model_copy(update={"call_cache": "store"})
     job, _ = store.create_job("alice", "scan", scan_request(4))
-    first = ScanReport.model_validate_json(jobs.execute(job, settings, lambda p: True))
-    again = ScanReport.model_validate_json(jobs.execute(job, settings, lambda p: True))
+    first = ScanReport.model_validate_json(jobs.compute(job, settings, jobs.JobProgress()))
+    again = ScanReport.model_validate_json(jobs.compute(job, settings, jobs.JobProgress()))
     assert first.run.model_calls == 8 and again.run.model_calls == 0 and again.run.cache_hits == 8
     assert not settings.cache_path.exists()  # no file cache was made
     from servers.store.calls import StoreCallCache
@@ -132,11 +132,11 @@ def test_a_bad_stored_request_fails_naming_the_field(store: SQLStore, tmp_path: 
     settings = settings_for(tmp_path)
     job, _ = store.create_job("alice", "scan", scan_request(2, reference="nope", partitions=None))
     with pytest.raises(InputError) as info:
-        jobs.execute(job, settings, lambda p: True)
+        jobs.compute(job, settings, jobs.JobProgress())
     assert info.value.field == "reference"
     unregistered, _ = store.create_job("alice", "scan", scan_request(2, model="gone"))
     with pytest.raises(InputError) as info:
-        jobs.execute(unregistered, settings, lambda p: True)
+        jobs.compute(unregistered, settings, jobs.JobProgress())
     assert info.value.field == "model"
 
 
@@ -159,11 +159,12 @@ def test_a_checklist_job_runs_the_release_checklist(store: SQLStore, tmp_path: P
     settings = settings_for(tmp_path)
     request = {"model": "mock", "benchmarks": [{"name": "humaneval"}], "probes": [{"name": "loss"}]}
     job, _ = store.create_job("alice", "checklist", request)
-    progress: list[Progress] = []
-    result = json.loads(jobs.execute(job, settings, lambda p: progress.append(p) or True))
+    progress = jobs.JobProgress()
+    result = json.loads(jobs.compute(job, settings, progress))
     assert [line["benchmark"] for line in result["lines"]] == ["humaneval"]
     assert (jobs.checklist_dir(settings, job.id) / result["lines"][0]["report"]).is_file()
-    assert progress[-1].calls_done == progress[-1].calls_total > 0
+    final = progress.snapshot()
+    assert final.calls_done == final.calls_total > 0
 
 
 def test_a_checklist_job_keeps_its_calls_where_the_config_says(store: SQLStore, tmp_path: Path) -> None:
@@ -172,13 +173,13 @@ def test_a_checklist_job_keeps_its_calls_where_the_config_says(store: SQLStore, 
     settings = settings_for(tmp_path).model_copy(update={"call_cache": "store"})
     request = {"model": "mock", "benchmarks": [{"name": "humaneval"}], "probes": [{"name": "loss"}]}
     job, _ = store.create_job("alice", "checklist", request)
-    first = json.loads(jobs.execute(job, settings, lambda p: True))
+    first = json.loads(jobs.compute(job, settings, jobs.JobProgress()))
     assert not settings.cache_path.exists()  # no file cache: machines sharing no disk share these
     stored = len(StoreCallCache(store))
     assert stored > 0
     assert first["benchmarks"][0]["model_calls"] == stored
     again, _ = store.create_job("alice", "checklist", request, idempotency_key="again")
-    rerun = json.loads(jobs.execute(again, settings, lambda p: True))
+    rerun = json.loads(jobs.compute(again, settings, jobs.JobProgress()))
     assert rerun["lines"] == first["lines"]
     assert rerun["benchmarks"][0]["model_calls"] == 0 and rerun["benchmarks"][0]["cache_hits"] == stored
 
