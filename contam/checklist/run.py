@@ -18,7 +18,7 @@ from contam.cache import CallCache
 from contam.checklist.config import ChecklistConfig
 from contam.checklist.prepare import prepare
 from contam.checklist.result import BenchmarkRun, ChecklistLine, ChecklistResult
-from contam.errors import ContamError, InputError
+from contam.errors import ContamError
 from contam.probe import Probe
 from contam.report import ScanReport, now
 from contam.resolve import LocalResolver, Resolver
@@ -59,17 +59,14 @@ async def arun_checklist(
 
     prepared = prepare(config)
     probes: list[Probe] = [get_probe(p.name).from_options(p.params) for p in config.probes]
+    # Checked before the cache or any model is opened (checking needs neither).
+    checker = resolver or LocalResolver()
+    for i, probe in enumerate(probes):
+        checker.check(probe.params, field=f"probes[{i}].params")
     own_cache = cache is None
     calls = CallCache(cache_path) if cache is None else cache
     if resolver is None:
         resolver = LocalResolver(calls)
-    try:
-        for i, probe in enumerate(probes):  # before any model is opened
-            resolver.check(probe.params, field=f"probes[{i}].params")
-    except InputError:
-        if own_cache:
-            calls.close()
-        raise
     policy = VerdictPolicy(alpha=config.alpha)
     spec = ModelSpec.parse(config.model, api_key_env=config.api_key_env)
     client = create_model(spec)
